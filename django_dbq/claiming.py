@@ -1,0 +1,294 @@
+"""Claiming runnable jobs: the only module whose SQL differs by database.
+
+Every claim takes up to ``limit`` runnable jobs of the given queues (NEW or
+READY, ``run_after`` passed), highest priority first then oldest, and marks
+them PROCESSING with this worker as lease owner, in one short transaction:
+
+- PostgreSQL: one ``UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n)
+  RETURNING`` statement. Idle workers are woken by ``LISTEN``; a statement-level
+  trigger on INSERT sends ``NOTIFY`` (one per queue per statement, delivered at
+  commit, so bulk inserts are debounced by the server for free).
+- MySQL 8 / MariaDB 10.6+: ``SELECT ... FOR UPDATE SKIP LOCKED`` then ``UPDATE``
+  in one transaction, the ORDER BY served by the claim index.
+- SQLite: ``BEGIN IMMEDIATE`` (the single writer lock) and one
+  ``UPDATE ... RETURNING``; WAL mode and a busy timeout on every worker
+  connection.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from collections.abc import Sequence
+
+from django.db import connections, transaction
+from django.db.models import F
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+
+from .models import RUNNABLE_STATES, Job, JobStates
+
+logger = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "django_dbq"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+CLAIM_INDEX = "django_dbq_claim"
+TRIGGER_FUNCTION = "django_dbq_notify_insert"
+TRIGGER = "django_dbq_job_notify"
+
+
+def _q(connection: BaseDatabaseWrapper, name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _columns(connection: BaseDatabaseWrapper) -> str:
+    return ", ".join(_q(connection, f.column) for f in Job._meta.concrete_fields)
+
+
+def _order_key(job: Job) -> tuple[int, datetime.datetime]:
+    return (-job.priority, job.created)
+
+
+def claim(
+    owner: str,
+    queues: Sequence[str],
+    limit: int,
+    lease_seconds: float,
+    *,
+    using: str = "default",
+) -> list[Job]:
+    """Claim up to ``limit`` runnable jobs for ``owner``; return them in run order.
+
+    Each returned job is PROCESSING, leased to ``owner`` until now + ``lease_seconds``
+    and has had its ``attempts`` counted.
+    """
+    if limit <= 0 or not queues:
+        return []
+    connection = connections[using]
+    now = timezone.now()
+    expires = now + datetime.timedelta(seconds=lease_seconds)
+    vendor = connection.vendor
+    if vendor == "postgresql":
+        jobs = _claim_returning(connection, owner, list(queues), limit, now, expires, using)
+    elif vendor == "sqlite":
+        jobs = _claim_sqlite(connection, owner, list(queues), limit, now, expires, using)
+    else:
+        jobs = _claim_select_then_update(owner, list(queues), limit, now, expires, using)
+    jobs.sort(key=_order_key)
+    return jobs
+
+
+def _claim_sql(
+    connection: BaseDatabaseWrapper, queues: list[str], *, skip_locked: bool
+) -> tuple[str, str]:
+    table = _q(connection, Job._meta.db_table)
+    col = lambda name: _q(connection, Job._meta.get_field(name).column)  # noqa: E731
+    if connection.vendor == "postgresql":
+        queue_test = f"{col('queue_name')} = ANY(%s)"
+    else:
+        queue_test = f"{col('queue_name')} IN ({', '.join(['%s'] * len(queues))})"
+    states = ", ".join(f"'{s}'" for s in RUNNABLE_STATES)
+    select = (
+        f"SELECT {col('id')} FROM {table} "
+        f"WHERE {col('state')} IN ({states}) AND {queue_test} "
+        f"AND ({col('run_after')} IS NULL OR {col('run_after')} <= %s) "
+        f"ORDER BY {col('priority')} DESC, {col('created')} LIMIT %s"
+        + (" FOR UPDATE SKIP LOCKED" if skip_locked else "")
+    )
+    update_set = (
+        f"{col('state')} = '{JobStates.PROCESSING}', {col('lease_owner')} = %s, "
+        f"{col('lease_expires_at')} = %s, {col('attempts')} = {col('attempts')} + 1, "
+        f"{col('started_at')} = %s, {col('modified')} = %s"
+    )
+    return select, update_set
+
+
+def _claim_returning(connection, owner, queues, limit, now, expires, using) -> list[Job]:
+    select, update_set = _claim_sql(connection, queues, skip_locked=True)
+    table = _q(connection, Job._meta.db_table)
+    pk = _q(connection, Job._meta.pk.column)
+    dt = connection.ops.adapt_datetimefield_value
+    # A MATERIALIZED CTE runs the locking SELECT exactly once; the rows it locked
+    # cannot change under us, so the UPDATE needs no second state check.
+    sql = (
+        f"WITH picked AS MATERIALIZED ({select}) "
+        f"UPDATE {table} SET {update_set} FROM picked WHERE {table}.{pk} = picked.{pk} "
+        f"RETURNING {', '.join(f'{table}.' + c for c in _columns(connection).split(', '))}"
+    )
+    params = [queues, dt(now), limit, owner, dt(expires), dt(now), dt(now)]
+    return list(Job.objects.db_manager(using).raw(sql, params))
+
+
+def _claim_sqlite(connection, owner, queues, limit, now, expires, using) -> list[Job]:
+    select, update_set = _claim_sql(connection, queues, skip_locked=False)
+    table = _q(connection, Job._meta.db_table)
+    pk = _q(connection, Job._meta.pk.column)
+    dt = connection.ops.adapt_datetimefield_value
+    sql = (
+        f"UPDATE {table} SET {update_set} WHERE {pk} IN ({select}) "
+        f"RETURNING {_columns(connection)}"
+    )
+    params = [owner, dt(expires), dt(now), dt(now), *queues, dt(now), limit]
+    connection.ensure_connection()
+    if connection.in_atomic_block:
+        return list(Job.objects.db_manager(using).raw(sql, params))
+    # BEGIN IMMEDIATE takes SQLite's single write lock up front (waiting up to the
+    # busy timeout), so the select-and-update below can never see a stale snapshot.
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN IMMEDIATE")
+    try:
+        jobs = list(Job.objects.db_manager(using).raw(sql, params))
+    except BaseException:
+        with connection.cursor() as cursor:
+            cursor.execute("ROLLBACK")
+        raise
+    with connection.cursor() as cursor:
+        cursor.execute("COMMIT")
+    return jobs
+
+
+def _claim_select_then_update(owner, queues, limit, now, expires, using) -> list[Job]:
+    with transaction.atomic(using=using):
+        jobs = list(
+            Job.objects.db_manager(using)
+            .select_for_update(skip_locked=True)
+            .runnable(now=now)
+            .in_queues(queues)
+            .order_by("-priority", "created")[:limit]
+        )
+        if not jobs:
+            return []
+        Job.objects.db_manager(using).filter(pk__in=[j.pk for j in jobs]).update(
+            state=JobStates.PROCESSING,
+            lease_owner=owner,
+            lease_expires_at=expires,
+            attempts=F("attempts") + 1,
+            started_at=now,
+            modified=now,
+        )
+    for job in jobs:
+        job.state = JobStates.PROCESSING
+        job.lease_owner = owner
+        job.lease_expires_at = expires
+        job.attempts += 1
+        job.started_at = now
+        job.modified = now
+    return jobs
+
+
+# --- waking idle workers -----------------------------------------------------------
+
+
+def supports_notify(using: str = "default") -> bool:
+    """Whether the database can wake idle workers itself (PostgreSQL LISTEN/NOTIFY)."""
+    return connections[using].vendor == "postgresql"
+
+
+def notify(queues: Sequence[str], using: str = "default") -> None:
+    """Wake workers of ``queues`` now (or at commit inside a transaction)."""
+    if not supports_notify(using) or not queues:
+        return
+    with connections[using].cursor() as cursor:
+        for queue in sorted(set(queues)):
+            cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, queue])
+
+
+class Listener(threading.Thread):
+    """A thread that LISTENs on its own connection and sets ``wake`` on NOTIFY."""
+
+    def __init__(
+        self, queues: Sequence[str], wake: threading.Event, stop: threading.Event, using: str
+    ) -> None:
+        super().__init__(name="dbq-listener", daemon=True)
+        self.queues = set(queues)
+        self.wake = wake
+        self.stop = stop
+        self.using = using
+        self.listening = threading.Event()
+
+    def run(self) -> None:
+        delay = 0.5
+        while not self.stop.is_set():
+            connection = connections[self.using]
+            try:
+                connection.ensure_connection()
+                raw = connection.connection
+                raw.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                self.listening.set()
+                # Anything enqueued while we were not listening is found by this claim.
+                self.wake.set()
+                delay = 0.5
+                while not self.stop.is_set():
+                    for note in raw.notifies(timeout=0.5):
+                        if note.payload in self.queues:
+                            self.wake.set()
+            except Exception as exc:
+                self.listening.clear()
+                logger.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, delay)
+                try:
+                    connection.close()
+                except Exception:
+                    logger.debug("closing a broken listener connection failed", exc_info=True)
+                self.stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+        connections[self.using].close()
+
+
+# --- per-connection set-up and schema objects ----------------------------------------
+
+
+def prepare_connection(connection: BaseDatabaseWrapper) -> None:
+    """Tune a worker's connection: WAL and a long busy timeout on SQLite."""
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+
+
+def install_schema_objects(apps, schema_editor) -> None:
+    """Migration step: the claim index (partial where possible) and the NOTIFY trigger."""
+    connection = schema_editor.connection
+    table = _q(connection, "django_dbq_job")
+    states = ", ".join(f"'{s}'" for s in RUNNABLE_STATES)
+    if connection.vendor in ("postgresql", "sqlite"):
+        schema_editor.execute(
+            f"CREATE INDEX {CLAIM_INDEX} ON {table} (queue_name, priority DESC, created) "
+            f"WHERE state IN ({states})"
+        )
+    else:
+        schema_editor.execute(
+            f"CREATE INDEX {CLAIM_INDEX} ON {table} (state, queue_name, priority, created)"
+        )
+    if connection.vendor == "postgresql":
+        schema_editor.execute(
+            f"""
+            CREATE OR REPLACE FUNCTION {TRIGGER_FUNCTION}() RETURNS trigger AS $$
+            BEGIN
+                PERFORM pg_notify('{NOTIFY_CHANNEL}', q.queue_name)
+                FROM (SELECT DISTINCT queue_name FROM new_jobs
+                      WHERE state IN ({states})) AS q;
+                RETURN NULL;
+            END
+            $$ LANGUAGE plpgsql
+            """
+        )
+        schema_editor.execute(
+            f"CREATE TRIGGER {TRIGGER} AFTER INSERT ON {table} "
+            f"REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT "
+            f"EXECUTE FUNCTION {TRIGGER_FUNCTION}()"
+        )
+
+
+def remove_schema_objects(apps, schema_editor) -> None:
+    """Reverse of :func:`install_schema_objects`."""
+    connection = schema_editor.connection
+    table = _q(connection, "django_dbq_job")
+    if connection.vendor == "postgresql":
+        schema_editor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER} ON {table}")
+        schema_editor.execute(f"DROP FUNCTION IF EXISTS {TRIGGER_FUNCTION}()")
+    if connection.vendor == "mysql":
+        schema_editor.execute(f"DROP INDEX {CLAIM_INDEX} ON {table}")
+    else:
+        schema_editor.execute(f"DROP INDEX IF EXISTS {CLAIM_INDEX}")

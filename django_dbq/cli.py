@@ -1,0 +1,101 @@
+"""Parsing and validation behind the management commands (kept here so tests and
+other code can call it without going through argv)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from typing import Any
+
+from dateutil import parser as date_parser
+from dateutil.relativedelta import relativedelta
+from django.db import transaction
+from django.utils import timezone
+
+from .exceptions import DbqError, InvalidJobError, InvalidWorkspaceError
+from .models import Job
+
+_RELATIVE = re.compile(r"^\+?\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|w)$", re.I)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_when(text: str, *, now: datetime.datetime | None = None) -> datetime.datetime:
+    """Parse ``--run-after``: an ISO-8601 date-time or a relative time such as ``+10m``.
+
+    Relative units: s, m, h, d, w (``90s``, ``+10m``, ``2h``, ``1.5d``). A date-time
+    without a UTC offset is taken in the current time zone.
+    """
+    now = now or timezone.now()
+    text = (text or "").strip()
+    match = _RELATIVE.match(text)
+    if match:
+        amount, unit = float(match.group(1)), match.group(2)[0].lower()
+        return now + relativedelta(**{_UNITS[unit]: amount})
+    try:
+        when = date_parser.isoparse(text)
+    except (ValueError, OverflowError):
+        raise InvalidJobError(
+            f"--run-after {text!r} is not a date-time. Use ISO-8601 (2030-01-31T09:00:00+00:00) "
+            "or a relative time such as +10m, 2h or 1d."
+        ) from None
+    if timezone.is_naive(when):
+        when = timezone.make_aware(when)
+    return when
+
+
+def parse_workspace(text: str | None) -> dict[str, Any]:
+    """Parse ``--workspace``: a JSON object."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidWorkspaceError(f"--workspace is not valid JSON: {exc}.") from None
+    if not isinstance(value, dict):
+        raise InvalidWorkspaceError(
+            f"--workspace must be a JSON object such as '{{\"key\": \"value\"}}', "
+            f"not a JSON {type(value).__name__}."
+        )
+    return value
+
+
+def parse_int(option: str, text: str | int) -> int:
+    """Parse an integer option with a clear message."""
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise InvalidJobError(f"{option} must be a whole number, not {text!r}.") from None
+
+
+def parse_hours(text: str | float) -> float:
+    try:
+        hours = float(str(text).strip())
+    except ValueError:
+        raise InvalidJobError(f"--hours must be a number, not {text!r}.") from None
+    if hours < 0 or hours != hours:
+        raise InvalidJobError(f"--hours must be zero or more, not {text!r}.")
+    return hours
+
+
+def create_job(
+    name: str,
+    *,
+    queue_name: str = "default",
+    workspace: str | None = None,
+    priority: str | int = 0,
+    run_after: str | None = None,
+) -> Job:
+    """``create_job``: validate every option, then insert one job (or nothing)."""
+    values = {
+        "name": name,
+        "queue_name": queue_name,
+        "workspace": parse_workspace(workspace),
+        "priority": parse_int("--priority", priority),
+        "run_after": parse_when(run_after) if run_after else None,
+    }
+    with transaction.atomic():
+        return Job.objects.create(**values)
+
+
+__all__ = ["DbqError", "create_job", "parse_hours", "parse_int", "parse_when", "parse_workspace"]

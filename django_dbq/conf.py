@@ -1,0 +1,58 @@
+"""Lazy, typed access to django_dbq's settings.
+
+Nothing here is read at import time: every value is looked up on the settings
+object when it is needed, so ``override_settings`` in tests just works.
+
+=============================  =======  =========================================
+setting                        default  meaning
+=============================  =======  =========================================
+``DBQ_LEASE_SECONDS``          30       how long a claimed job's lease lasts; the
+                                        worker renews it every third of that
+``DBQ_RESCUE_INTERVAL``        5        seconds between a worker's scans for
+                                        jobs whose lease has expired
+``DBQ_MAX_ERRORS_KEPT``        20       attempt errors kept on a job (oldest go)
+``DBQ_CLAIM_BATCH``            100      most jobs one worker claims per query
+=============================  =======  =========================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "DBQ_LEASE_SECONDS": 30.0,
+    "DBQ_RESCUE_INTERVAL": 5.0,
+    "DBQ_MAX_ERRORS_KEPT": 20,
+    "DBQ_CLAIM_BATCH": 100,
+}
+
+# Largest traceback text kept for one attempt, in characters.
+MAX_TRACEBACK_CHARS = 8000
+
+
+def get(name: str) -> Any:
+    """Return the value of the ``DBQ_*`` setting ``name`` or its default."""
+    return getattr(settings, name, DEFAULTS[name])
+
+
+def lease_seconds() -> float:
+    return float(get("DBQ_LEASE_SECONDS"))
+
+
+def rescue_interval() -> float:
+    return float(get("DBQ_RESCUE_INTERVAL"))
+
+
+def max_errors_kept() -> int:
+    return int(get("DBQ_MAX_ERRORS_KEPT"))
+
+
+def claim_batch() -> int:
+    return int(get("DBQ_CLAIM_BATCH"))
+
+
+def raw_jobs() -> Any:
+    """The raw ``JOBS`` setting, or ``None`` when it is not defined."""
+    return getattr(settings, "JOBS", None)

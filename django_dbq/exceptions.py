@@ -1,0 +1,32 @@
+"""Exceptions raised by django_dbq's public API."""
+
+from __future__ import annotations
+
+
+class DbqError(Exception):
+    """Base class of every error django_dbq raises on purpose."""
+
+
+class UnknownJobError(DbqError, ValueError):
+    """A job name that the ``JOBS`` setting does not define."""
+
+    def __init__(self, name: object, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        listed = ", ".join(sorted(known)) if known else "(none: JOBS is empty)"
+        super().__init__(
+            f"Unknown job name {name!r}. Known job names: {listed}. "
+            "Add it to the JOBS setting or fix the name."
+        )
+
+
+class InvalidWorkspaceError(DbqError, ValueError):
+    """A workspace that is not a JSON-serialisable dict."""
+
+
+class InvalidJobError(DbqError, ValueError):
+    """A job field (queue name, priority, run_after, ...) with a bad value."""
+
+
+class JobConfigurationError(DbqError):
+    """The ``JOBS`` setting (or a ``DBQ_*`` setting) is wrong."""

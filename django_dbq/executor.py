@@ -1,0 +1,290 @@
+"""Running one claimed job: hooks, the current chain step, and its outcome.
+
+The executor is called by a worker thread with a job the worker holds
+(PROCESSING, leased to ``owner``). It runs exactly the task the JOBS setting
+names for the job's current step and decides what happens next:
+
+- the chain has more steps: READY at the next step (written now);
+- an exception, attempts left: READY with ``run_after`` in the future (now);
+- an exception, no attempts left: FAILED, then the failure hook (now);
+- the last step succeeded: COMPLETED. This write is returned to the worker,
+  which batches it with others (see :func:`models.mark_completed`).
+
+Every write is guarded by ``state=PROCESSING AND lease_owner=owner``: if the
+lease was lost (the job was rescued by another worker) the write changes
+nothing and the outcome is reported as ``lost``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from django.db import DatabaseError, InterfaceError, connections
+from django.utils import timezone
+
+from . import jobs, models, signals
+from .models import Job
+
+logger = logging.getLogger("django_dbq.worker")
+
+OutcomeKind = Literal["completed", "advanced", "retried", "failed", "lost"]
+
+
+@dataclass
+class Outcome:
+    """What happened to one job; ``completed`` outcomes still need writing."""
+
+    job: Job
+    kind: OutcomeKind
+    duration: float
+    task: str = ""
+    workspace_changed: bool = False
+
+
+class PermanentJobError(Exception):
+    """A job that can never run as stored (unknown name, bad row): no retries."""
+
+
+def snapshot(job: Job) -> str | None:
+    """The workspace as JSON when the job was claimed (to know if a task changed it)."""
+    try:
+        return json.dumps(job.workspace, sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+
+
+def _send(signal: Any, **kwargs: Any) -> None:
+    try:
+        signal.send(sender=Job, **kwargs)
+    except Exception:
+        logger.exception("A receiver of %s raised; ignored", kwargs)
+
+
+def _call_hook(path: str | None, *args: Any) -> None:
+    if path:
+        jobs.resolve(path)(*args)
+
+
+def _check_row(job: Job) -> jobs.JobType:
+    """The job type for a claimed row, refusing rows that JOBS does not explain."""
+    try:
+        job_type = jobs.get_job_type(job.name)
+    except Exception as exc:
+        raise PermanentJobError(str(exc)) from None
+    if job.next_task not in job_type.tasks:
+        raise PermanentJobError(
+            f"Job {job.pk} wants to run {job.next_task!r}, which is not a task of job type "
+            f"{job.name!r} in JOBS ({', '.join(job_type.tasks)}); refusing to run it."
+        )
+    if not isinstance(job.workspace, dict):
+        raise PermanentJobError(
+            f"Job {job.pk} has a workspace of type {type(job.workspace).__name__}; "
+            "a workspace must be a JSON object."
+        )
+    return job_type
+
+
+def run(job: Job, owner: str, before: str | None) -> Outcome:
+    """Run the current step of ``job`` (held by ``owner``) and record what happened."""
+    start = time.monotonic()
+    task = job.next_task
+    logger.info(
+        "Job started: id=%s name=%s task=%s attempt=%s", job.pk, job.name, task, job.attempts
+    )
+    job_type: jobs.JobType | None = None
+    error: BaseException | None = None
+    permanent = False
+    try:
+        job_type = _check_row(job)
+        _send(signals.job_started, job=job)
+        try:
+            _call_hook(job_type.pre_task_hook, job)
+            jobs.resolve(task)(job)
+        finally:
+            try:
+                _call_hook(job_type.post_task_hook, job)
+            except Exception:
+                logger.exception("Post-task hook of job %s raised; ignored", job.pk)
+        models.validate_workspace(job.workspace)
+    except PermanentJobError as exc:
+        error, permanent = exc, True
+    except Exception as exc:
+        error = exc
+    duration = time.monotonic() - start
+
+    if error is None:
+        assert job_type is not None
+        after = job_type.task_after(task)
+        if after is None:
+            changed = snapshot(job) != before
+            _send(signals.job_finished, job=job, duration=duration)
+            return Outcome(job, "completed", duration, task, workspace_changed=changed)
+        landed = persist(models.mark_advanced, job, owner, after)
+        _log_finish(job, task, "advanced" if landed else "lost", duration)
+        return Outcome(job, "advanced" if landed else "lost", duration, task)
+
+    _forget_broken_connections()
+    record = error_record(error, job, task, owner)
+    max_attempts = job_type.max_attempts if job_type else 1
+    if not permanent and job.attempts < max_attempts and job_type is not None:
+        delay = job_type.retry_delay(job.attempts)
+        run_after = timezone.now() + datetime.timedelta(seconds=delay)
+        landed = persist(models.mark_retry, job, owner, record, run_after)
+        if landed:
+            logger.warning(
+                "Job failed, will retry: id=%s name=%s task=%s attempt=%s/%s in=%.1fs error=%s",
+                job.pk, job.name, task, job.attempts, max_attempts, delay, record["message_line"],
+            )
+            _send(signals.job_retried, job=job, exception=error, run_after=run_after)
+        kind: OutcomeKind = "retried" if landed else "lost"
+    else:
+        landed = persist(models.mark_failed, job, owner, record)
+        if landed:
+            logger.error(
+                "Job failed: id=%s name=%s task=%s attempt=%s error=%s\n%s",
+                job.pk, job.name, task, job.attempts, record["message_line"], record["traceback"],
+            )
+            if job_type is not None:
+                try:
+                    _call_hook(job_type.failure_hook, job, error)
+                except Exception:
+                    logger.exception("Failure hook of job %s raised; ignored", job.pk)
+            _send(signals.job_failed, job=job, exception=error)
+        kind = "failed" if landed else "lost"
+    if kind == "lost":
+        _log_finish(job, task, kind, duration)
+    return Outcome(job, kind, duration, task)
+
+
+def persist(write: Any, *args: Any, attempts: int = 6) -> Any:
+    """Run a guarded write, riding out a lost database connection with backoff."""
+    delay = 0.2
+    for attempt in range(1, attempts + 1):
+        try:
+            return write(*args)
+        except (DatabaseError, InterfaceError) as exc:
+            if attempt == attempts:
+                raise
+            logger.warning("Database error while saving a job (%s); retrying in %.1fs", exc, delay)
+            for connection in connections.all(initialized_only=True):
+                connection.close()
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    raise AssertionError("unreachable")
+
+
+def _log_finish(job: Job, task: str, outcome: str, duration: float) -> None:
+    if outcome == "lost":
+        logger.warning(
+            "Job outcome discarded: id=%s name=%s: this worker no longer holds its lease "
+            "(it was rescued by another worker)", job.pk, job.name,
+        )
+        return
+    logger.info(
+        "Job finished: id=%s name=%s task=%s outcome=%s duration=%.1fms",
+        job.pk, job.name, task, outcome, duration * 1000,
+    )
+
+
+def log_completed(outcome: Outcome) -> None:
+    """Log a completion once the worker has written it."""
+    _log_finish(outcome.job, outcome.task, "completed", outcome.duration)
+
+
+def error_record(error: BaseException, job: Job, task: str, owner: str) -> dict[str, Any]:
+    """The JSON entry kept in ``job.errors`` for one failed attempt."""
+    from . import conf
+
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    message = str(error)
+    kind = type(error)
+    return {
+        "attempt": job.attempts,
+        "task": task,
+        "type": f"{kind.__module__}.{kind.__qualname__}",
+        "message": message[:2000],
+        "message_line": (message.splitlines() or [""])[0][:200],
+        "traceback": text[-conf.MAX_TRACEBACK_CHARS :],
+        "worker": owner,
+        "at": timezone.now().isoformat(),
+    }
+
+
+def _forget_broken_connections() -> None:
+    """Close this thread's connections that a failed task left unusable."""
+    for connection in connections.all(initialized_only=True):
+        if connection.errors_occurred:
+            connection.errors_occurred = False
+            if not connection.is_usable():
+                connection.close()
+
+
+class WorkerLostError(Exception):
+    """Recorded on a job whose worker stopped renewing its lease (killed, frozen, lost)."""
+
+
+def rescue_expired(rescuer: str, *, limit: int = 100) -> int:
+    """Return jobs whose lease expired to READY (attempt counted) or FAILED.
+
+    Safe to run from any number of workers at once: each row is changed only if
+    it is still PROCESSING under the same owner and expiry that we read.
+    """
+    now = timezone.now()
+    expired = list(Job.objects.lease_expired(now=now).order_by("lease_expires_at")[:limit])
+    rescued = 0
+    for job in expired:
+        job_type = jobs.job_types().get(job.name)
+        max_attempts = job_type.max_attempts if job_type else 1
+        error = WorkerLostError(
+            f"Worker {job.lease_owner} stopped renewing its lease on this job "
+            f"(expired at {job.lease_expires_at.isoformat()})."
+        )
+        record = error_record(error, job, job.next_task, job.lease_owner)
+        record["traceback"] = ""
+        record["rescued_by"] = rescuer
+        failed = job.attempts >= max_attempts
+        values: dict[str, Any] = {
+            "state": models.JobStates.FAILED if failed else models.JobStates.READY,
+            "errors": models._keep_errors(job, record),
+            "lease_expires_at": None,
+            "modified": now,
+        }
+        if failed:
+            values["finished_at"] = now
+        landed = (
+            Job.objects.filter(
+                pk=job.pk,
+                state=models.JobStates.PROCESSING,
+                lease_owner=job.lease_owner,
+                lease_expires_at=job.lease_expires_at,
+            ).update(**values)
+            == 1
+        )
+        if not landed:
+            continue
+        rescued += 1
+        for field, value in values.items():
+            setattr(job, field, value)
+        if failed:
+            logger.error(
+                "Job failed: id=%s name=%s: its worker %s was lost and no attempts are left",
+                job.pk, job.name, record["worker"],
+            )
+            if job_type is not None:
+                try:
+                    _call_hook(job_type.failure_hook, job, error)
+                except Exception:
+                    logger.exception("Failure hook of job %s raised; ignored", job.pk)
+            _send(signals.job_failed, job=job, exception=error)
+        else:
+            logger.warning(
+                "Job rescued: id=%s name=%s: worker %s was lost; back to READY (attempt %s/%s)",
+                job.pk, job.name, record["worker"], job.attempts, max_attempts,
+            )
+    return rescued

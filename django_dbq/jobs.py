@@ -1,0 +1,288 @@
+"""The ``JOBS`` setting, parsed once into frozen :class:`JobType` definitions.
+
+Two forms are accepted for each entry::
+
+    JOBS = {
+        "short": ["app.tasks.step_one", "app.tasks.step_two"],
+        "long": {
+            "tasks": ["app.tasks.step_one"],
+            "creation_hook": "app.hooks.on_create",
+            "pre_task_hook": "app.hooks.before",
+            "post_task_hook": "app.hooks.after",
+            "failure_hook": "app.hooks.on_failure",
+            "max_attempts": 3,        # retries: 1 means no retry (the default)
+            "backoff": 2.0,           # seconds, doubled per attempt, with jitter
+            "backoff_max": 3600,      # ... capped here; or a dotted path to f(attempt)
+            "lease_seconds": 60,      # overrides DBQ_LEASE_SECONDS for this type
+        },
+    }
+
+The task run for a job is always looked up here from the job's name and step:
+a dotted path stored in a database row is never imported unless JOBS lists it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from django.utils.module_loading import import_string
+
+from . import conf
+from .exceptions import JobConfigurationError, UnknownJobError
+
+HOOK_KEYS = ("creation_hook", "pre_task_hook", "post_task_hook", "failure_hook")
+OPTION_KEYS = ("max_attempts", "backoff", "backoff_max", "lease_seconds")
+KNOWN_KEYS = ("tasks", *HOOK_KEYS, *OPTION_KEYS)
+NAME_MAX_LENGTH = 100
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the JOBS setting, as reported by the system checks."""
+
+    id: str
+    msg: str
+    hint: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class JobType:
+    """One entry of the ``JOBS`` setting."""
+
+    name: str
+    tasks: tuple[str, ...]
+    creation_hook: str | None = None
+    pre_task_hook: str | None = None
+    post_task_hook: str | None = None
+    failure_hook: str | None = None
+    max_attempts: int = 1
+    backoff: float | str = 2.0
+    backoff_max: float = 3600.0
+    lease_seconds: float | None = None
+
+    @property
+    def first_task(self) -> str:
+        return self.tasks[0]
+
+    def task_after(self, task: str) -> str | None:
+        """The step that follows ``task`` in the chain, or ``None`` after the last."""
+        index = self.tasks.index(task)
+        return self.tasks[index + 1] if index + 1 < len(self.tasks) else None
+
+    def lease(self) -> float:
+        """The lease length for jobs of this type, in seconds."""
+        return self.lease_seconds if self.lease_seconds is not None else conf.lease_seconds()
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt + 1``, after ``attempt`` failed.
+
+        The default is exponential with full jitter: a random delay between half
+        and all of ``backoff * 2 ** (attempt - 1)``, capped at ``backoff_max``.
+        """
+        if isinstance(self.backoff, str):
+            return float(resolve(self.backoff)(attempt))
+        ceiling = min(self.backoff_max, self.backoff * 2 ** max(attempt - 1, 0))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _entry_problems(name: Any, entry: Any) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """Normalise one entry to dict form and list what is wrong with it."""
+    problems: list[Problem] = []
+    if not isinstance(name, str) or not name or len(name) > NAME_MAX_LENGTH:
+        problems.append(
+            Problem(
+                "django_dbq.E003",
+                f"JOBS key {name!r} is not a valid job name.",
+                f"Use a non-empty string of at most {NAME_MAX_LENGTH} characters.",
+            )
+        )
+        return None, problems
+    if isinstance(entry, (list, tuple)):
+        entry = {"tasks": list(entry)}
+    if not isinstance(entry, Mapping):
+        problems.append(
+            Problem(
+                "django_dbq.E003",
+                f"JOBS[{name!r}] is a {type(entry).__name__}, not a list of task paths "
+                "or a dict.",
+                'Write ["path.to.task", ...] or {"tasks": ["path.to.task", ...], ...}.',
+            )
+        )
+        return None, problems
+    entry = dict(entry)
+    tasks = entry.get("tasks")
+    if (
+        not isinstance(tasks, (list, tuple))
+        or not tasks
+        or not all(isinstance(t, str) and t for t in tasks)
+    ):
+        problems.append(
+            Problem(
+                "django_dbq.E004",
+                f"JOBS[{name!r}] has no tasks.",
+                'Give a non-empty list of dotted paths: "tasks": ["app.tasks.step_one"].',
+            )
+        )
+    for key in entry:
+        if key not in KNOWN_KEYS:
+            problems.append(
+                Problem(
+                    "django_dbq.W001",
+                    f"JOBS[{name!r}] has an unknown key {key!r}; it is ignored.",
+                    "Known keys: " + ", ".join(KNOWN_KEYS) + ".",
+                    warning=True,
+                )
+            )
+    for key in HOOK_KEYS:
+        if entry.get(key) is not None and not (isinstance(entry[key], str) and entry[key]):
+            problems.append(
+                Problem(
+                    "django_dbq.E007",
+                    f"JOBS[{name!r}][{key!r}] is not a dotted path string.",
+                    "Give the dotted path of a callable, or leave the key out.",
+                )
+            )
+    problems.extend(_option_problems(name, entry))
+    return entry, problems
+
+
+def _option_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
+    problems = []
+
+    def bad(key: str, hint: str) -> None:
+        problems.append(
+            Problem("django_dbq.E009", f"JOBS[{name!r}][{key!r}] = {entry[key]!r} is invalid.", hint)
+        )
+
+    if "max_attempts" in entry and not (
+        isinstance(entry["max_attempts"], int)
+        and not isinstance(entry["max_attempts"], bool)
+        and entry["max_attempts"] >= 1
+    ):
+        bad("max_attempts", "Use a whole number of at least 1 (1 means no retries).")
+    if "backoff" in entry and not (
+        (_is_number(entry["backoff"]) and entry["backoff"] >= 0)
+        or (isinstance(entry["backoff"], str) and entry["backoff"])
+    ):
+        bad("backoff", "Use a number of seconds >= 0, or the dotted path of f(attempt) -> seconds.")
+    if "backoff_max" in entry and not (_is_number(entry["backoff_max"]) and entry["backoff_max"] >= 0):
+        bad("backoff_max", "Use a number of seconds >= 0.")
+    if "lease_seconds" in entry and not (
+        _is_number(entry["lease_seconds"]) and entry["lease_seconds"] >= 1
+    ):
+        bad("lease_seconds", "Use a number of seconds of at least 1.")
+    return problems
+
+
+def _import_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
+    problems = []
+    paths = [("task", "django_dbq.E005", "django_dbq.E006", p) for p in entry.get("tasks") or []]
+    paths += [
+        (key, "django_dbq.E007", "django_dbq.E008", entry[key])
+        for key in HOOK_KEYS
+        if isinstance(entry.get(key), str) and entry[key]
+    ]
+    if isinstance(entry.get("backoff"), str) and entry["backoff"]:
+        paths.append(("backoff", "django_dbq.E007", "django_dbq.E008", entry["backoff"]))
+    for kind, import_id, callable_id, path in paths:
+        if not isinstance(path, str) or not path:
+            continue
+        try:
+            target = import_string(path)
+        except Exception as exc:  # ImportError, but also errors raised by the module itself
+            problems.append(
+                Problem(
+                    import_id,
+                    f"JOBS[{name!r}] {kind} {path!r} cannot be imported: "
+                    f"{type(exc).__name__}: {exc}",
+                    "Check the dotted path and that its module imports cleanly.",
+                )
+            )
+            continue
+        if not callable(target):
+            problems.append(
+                Problem(
+                    callable_id,
+                    f"JOBS[{name!r}] {kind} {path!r} is not callable.",
+                    "Point it at a function.",
+                )
+            )
+    return problems
+
+
+def validate(raw: Any, *, imports: bool = True) -> tuple[dict[str, JobType], list[Problem]]:
+    """Parse a raw ``JOBS`` value; return the valid job types and every problem found."""
+    if raw is None:
+        return {}, [
+            Problem(
+                "django_dbq.E001",
+                "The JOBS setting is missing.",
+                'Add JOBS = {"job_name": ["path.to.task"]} to your settings.',
+            )
+        ]
+    if not isinstance(raw, Mapping):
+        return {}, [
+            Problem(
+                "django_dbq.E002",
+                f"The JOBS setting is a {type(raw).__name__}, not a dict.",
+                'Write JOBS = {"job_name": ["path.to.task"]}.',
+            )
+        ]
+    job_types: dict[str, JobType] = {}
+    problems: list[Problem] = []
+    for name, raw_entry in raw.items():
+        entry, entry_problems = _entry_problems(name, raw_entry)
+        if entry is not None and imports:
+            entry_problems += _import_problems(name, entry)
+        problems += entry_problems
+        if entry is None or any(not p.warning for p in entry_problems):
+            continue
+        options = {k: entry[k] for k in (*HOOK_KEYS, *OPTION_KEYS) if k in entry}
+        job_types[name] = JobType(name=name, tasks=tuple(entry["tasks"]), **options)
+    return job_types, problems
+
+
+_parsed: tuple[int, Any, dict[str, JobType]] | None = None
+
+
+def job_types() -> dict[str, JobType]:
+    """All job types of the current ``JOBS`` setting (parsed once per setting value).
+
+    Raises :class:`JobConfigurationError` if the setting is malformed; run
+    ``manage.py check`` for the full list of problems.
+    """
+    global _parsed
+    raw = conf.raw_jobs()
+    cached = _parsed
+    if cached is not None and cached[0] == id(raw) and cached[1] is raw:
+        return cached[2]
+    parsed, problems = validate(raw, imports=False)
+    errors = [p for p in problems if not p.warning]
+    if errors:
+        raise JobConfigurationError(f"{errors[0].msg} {errors[0].hint} ({errors[0].id})")
+    _parsed = (id(raw), raw, parsed)
+    return parsed
+
+
+def get_job_type(name: str) -> JobType:
+    """The :class:`JobType` called ``name``; :class:`UnknownJobError` if there is none."""
+    types = job_types()
+    try:
+        return types[name]
+    except (KeyError, TypeError):
+        raise UnknownJobError(name, list(types)) from None
+
+
+@cache
+def resolve(path: str) -> Callable[..., Any]:
+    """Import a dotted path named by the JOBS setting (cached)."""
+    return import_string(path)

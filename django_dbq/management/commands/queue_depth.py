@@ -1,0 +1,21 @@
+from django.core.management.base import BaseCommand
+
+from django_dbq.models import Job
+
+
+class Command(BaseCommand):
+    help = "Print the number of waiting (NEW or READY) jobs per queue."
+
+    def add_arguments(self, parser):
+        parser.add_argument("queue_names", nargs="*", help="Queues to report (default: all).")
+        parser.add_argument(
+            "--exclude_future_jobs", "--exclude-future-jobs", action="store_true",
+            dest="exclude_future_jobs", help="Do not count jobs whose run_after is in the future.",
+        )
+
+    def handle(self, *args, **options):
+        depths = Job.get_queue_depths(exclude_future_jobs=options["exclude_future_jobs"])
+        names = options["queue_names"] or sorted({"default", *depths})
+        self.stdout.write(
+            "event=queue_depths " + " ".join(f"{name}={depths.get(name, 0)}" for name in names)
+        )

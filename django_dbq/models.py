@@ -1,0 +1,353 @@
+"""The Job model, its QuerySet and the guarded state changes a worker makes."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from . import jobs
+from .exceptions import InvalidJobError, InvalidWorkspaceError
+
+QUEUE_NAME_MAX_LENGTH = 64
+BULK_BATCH_SIZE = 1000
+DELETE_BATCH_SIZE = 1000
+
+
+class JobStates(models.TextChoices):
+    NEW = "NEW", "New"
+    READY = "READY", "Ready"
+    PROCESSING = "PROCESSING", "Processing"
+    COMPLETED = "COMPLETED", "Completed"
+    FAILED = "FAILED", "Failed"
+
+
+RUNNABLE_STATES = (JobStates.NEW, JobStates.READY)
+FINISHED_STATES = (JobStates.COMPLETED, JobStates.FAILED)
+
+
+def _runnable_now(now: datetime.datetime | None = None) -> Q:
+    return Q(run_after__isnull=True) | Q(run_after__lte=now or timezone.now())
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    """Queries named for what they are for."""
+
+    def runnable(self, *, now: datetime.datetime | None = None) -> JobQuerySet:
+        """Jobs a worker may start now: NEW or READY, and not deferred to the future."""
+        return self.filter(state__in=RUNNABLE_STATES).filter(_runnable_now(now))
+
+    def waiting(self) -> JobQuerySet:
+        """Jobs waiting to run (NEW or READY), including those deferred to the future."""
+        return self.filter(state__in=RUNNABLE_STATES)
+
+    def in_queues(self, queues: Iterable[str]) -> JobQuerySet:
+        return self.filter(queue_name__in=list(queues))
+
+    def processing(self) -> JobQuerySet:
+        return self.filter(state=JobStates.PROCESSING)
+
+    def held_by(self, owner: str) -> JobQuerySet:
+        """Jobs a given worker holds: the guard every worker write goes through."""
+        return self.filter(state=JobStates.PROCESSING, lease_owner=owner)
+
+    def lease_expired(self, *, now: datetime.datetime | None = None) -> JobQuerySet:
+        """PROCESSING jobs whose worker stopped renewing their lease."""
+        return self.filter(state=JobStates.PROCESSING, lease_expires_at__lt=now or timezone.now())
+
+    def finished(self) -> JobQuerySet:
+        return self.filter(state__in=FINISHED_STATES)
+
+    def finished_before(self, cutoff: datetime.datetime) -> JobQuerySet:
+        return self.finished().filter(created__lt=cutoff)
+
+    def bulk_create(self, objs: Iterable[Job], *args: Any, **kwargs: Any) -> list[Job]:
+        """Django's ``bulk_create``, with every job validated and prepared first."""
+        objs = list(objs)
+        for job in objs:
+            job.prepare_for_insert()
+        return super().bulk_create(objs, *args, **kwargs)
+
+
+class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[misc]
+    """``Job.objects``: creation with validation, bulk creation and pruning."""
+
+    def bulk_create_jobs(
+        self, jobs_to_create: Iterable[Job | Mapping[str, Any]], *, batch_size: int = BULK_BATCH_SIZE
+    ) -> list[Job]:
+        """Validate, run creation hooks for and insert many jobs: one INSERT per batch.
+
+        Each item is a :class:`Job` or a dict of its fields (``name``, ``workspace``,
+        ``queue_name``, ``priority``, ``run_after``). Nothing is written unless every
+        job is valid; all batches are inserted in one transaction.
+        """
+        objs = [j if isinstance(j, Job) else Job(**j) for j in jobs_to_create]
+        for job in objs:
+            job.prepare_for_insert()
+        with transaction.atomic(using=self.db):
+            return super().bulk_create(objs, batch_size=batch_size)
+
+    def delete_old(self, hours: float = 24, *, batch_size: int = DELETE_BATCH_SIZE) -> int:
+        """Delete COMPLETED and FAILED jobs created more than ``hours`` ago.
+
+        Works in batches of ``batch_size`` rows, each in its own short statement,
+        so a table of millions is pruned without long locks or unbounded memory.
+        Returns the number of jobs deleted.
+        """
+        if hours < 0:
+            raise InvalidJobError(f"hours must be zero or more, not {hours}.")
+        cutoff = timezone.now() - datetime.timedelta(hours=hours)
+        total = 0
+        while True:
+            ids = list(
+                self.get_queryset().finished_before(cutoff).values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                return total
+            total += self.get_queryset().filter(pk__in=ids).finished().delete()[0]
+            if len(ids) < batch_size:
+                return total
+
+
+class Job(models.Model):
+    """One unit of background work: a row, run by a worker through its JOBS chain."""
+
+    STATES = JobStates
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=jobs.NAME_MAX_LENGTH)
+    queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH, default="default")
+    state = models.CharField(max_length=20, choices=JobStates.choices, default=JobStates.NEW)
+    next_task = models.CharField(max_length=255, blank=True)
+    workspace = models.JSONField(default=dict, blank=True)
+    priority = models.IntegerField(default=0, help_text="Higher runs first.")
+    run_after = models.DateTimeField(null=True, blank=True, help_text="Do not run before this.")
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    modified = models.DateTimeField(auto_now=True)
+
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="Attempts started at the current step (reset when a step succeeds)."
+    )
+    errors = models.JSONField(default=list, blank=True, help_text="One entry per failed attempt.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=128, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobManager()
+
+    class Meta:
+        ordering = ["-priority", "created"]
+        indexes = [
+            # delete_old_jobs and the lease rescue both look up rows by state and age.
+            models.Index(fields=["state", "created"], name="django_dbq_state_created"),
+        ]
+        # The claim index is partial where the database supports it and so is created
+        # per vendor by migration 0002 (see claiming.claim_index_sql).
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.pk} ({self.state})"
+
+    @property
+    def job_type(self) -> jobs.JobType:
+        """The JOBS definition this job runs under (raises UnknownJobError)."""
+        return jobs.get_job_type(self.name)
+
+    def prepare_for_insert(self) -> None:
+        """Validate a new job, fill in its first task and run its creation hook.
+
+        Raises :class:`~django_dbq.exceptions.UnknownJobError`,
+        :class:`~django_dbq.exceptions.InvalidWorkspaceError` or
+        :class:`~django_dbq.exceptions.InvalidJobError`; nothing is written.
+        """
+        job_type = jobs.get_job_type(self.name)
+        if self.workspace is None:
+            self.workspace = {}
+        validate_workspace(self.workspace)
+        _validate_fields(self)
+        if not self.next_task:
+            self.next_task = job_type.first_task
+        if job_type.creation_hook:
+            jobs.resolve(job_type.creation_hook)(self)
+            validate_workspace(self.workspace)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding:
+            self.prepare_for_insert()
+        super().save(*args, **kwargs)
+
+    def update_next_task(self) -> None:
+        """Advance ``next_task`` to the step after it (django-db-queue compatibility)."""
+        self.next_task = self.job_type.task_after(self.next_task) or ""
+
+    def get_failure_hook_name(self) -> str | None:
+        return self.job_type.failure_hook
+
+    def get_pre_task_hook_name(self) -> str | None:
+        return self.job_type.pre_task_hook
+
+    def get_post_task_hook_name(self) -> str | None:
+        return self.job_type.post_task_hook
+
+    def get_creation_hook_name(self) -> str | None:
+        return self.job_type.creation_hook
+
+    @staticmethod
+    def get_queue_depths(*, exclude_future_jobs: bool = False) -> dict[str, int]:
+        """Number of waiting (NEW or READY) jobs per queue name.
+
+        With ``exclude_future_jobs``, jobs whose ``run_after`` is in the future are
+        not counted.
+        """
+        waiting = Job.objects.waiting()
+        if exclude_future_jobs:
+            waiting = waiting.filter(_runnable_now())
+        rows = waiting.order_by().values("queue_name").annotate(count=Count("pk"))
+        return {row["queue_name"]: row["count"] for row in rows}
+
+
+def validate_workspace(workspace: Any) -> None:
+    """Raise :class:`InvalidWorkspaceError` unless ``workspace`` is a JSON-serialisable dict."""
+    if not isinstance(workspace, dict):
+        raise InvalidWorkspaceError(
+            f"The workspace must be a dict (a JSON object), not {type(workspace).__name__}."
+        )
+    try:
+        json.dumps(workspace)
+    except (TypeError, ValueError) as exc:
+        raise InvalidWorkspaceError(f"The workspace is not JSON-serialisable: {exc}.") from None
+
+
+def _validate_fields(job: Job) -> None:
+    if not isinstance(job.queue_name, str) or not job.queue_name:
+        raise InvalidJobError("queue_name must be a non-empty string.")
+    if len(job.queue_name) > QUEUE_NAME_MAX_LENGTH:
+        raise InvalidJobError(
+            f"queue_name {job.queue_name[:20]!r}... is {len(job.queue_name)} characters long; "
+            f"the limit is {QUEUE_NAME_MAX_LENGTH}."
+        )
+    if isinstance(job.priority, bool) or not isinstance(job.priority, int):
+        raise InvalidJobError(f"priority must be an integer, not {job.priority!r}.")
+    if not -(2**31) <= job.priority < 2**31:
+        raise InvalidJobError(f"priority {job.priority} is out of range (32-bit signed integer).")
+    if job.run_after is not None:
+        if not isinstance(job.run_after, datetime.datetime):
+            raise InvalidJobError(f"run_after must be a datetime, not {job.run_after!r}.")
+        if settings.USE_TZ and timezone.is_naive(job.run_after):
+            job.run_after = timezone.make_aware(job.run_after)
+
+
+# --- guarded state changes -------------------------------------------------------------
+# Every write a worker makes to a job it claimed goes through held_by(owner): if the
+# job's lease expired and another worker rescued it, the write matches no row and the
+# stale worker cannot overwrite the newer truth.
+
+
+def _keep_errors(job: Job, record: dict[str, Any]) -> list[dict[str, Any]]:
+    from . import conf
+
+    errors = job.errors if isinstance(job.errors, list) else []
+    return [*errors, record][-conf.max_errors_kept() :]
+
+
+def _guarded_update(job: Job, owner: str, **values: Any) -> bool:
+    values["modified"] = timezone.now()
+    landed = Job.objects.held_by(owner).filter(pk=job.pk).update(**values) == 1
+    if landed:
+        for field, value in values.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(job, field, value)
+    return landed
+
+
+def mark_advanced(job: Job, owner: str, next_task: str) -> bool:
+    """A step succeeded and the chain goes on: READY at ``next_task``."""
+    return _guarded_update(
+        job, owner, state=JobStates.READY, next_task=next_task, workspace=job.workspace,
+        attempts=0, lease_expires_at=None,
+    )
+
+
+def mark_retry(job: Job, owner: str, record: dict[str, Any], run_after: datetime.datetime) -> bool:
+    """An attempt failed and another is allowed: READY again after ``run_after``."""
+    return _guarded_update(
+        job, owner, state=JobStates.READY, errors=_keep_errors(job, record),
+        run_after=run_after, lease_expires_at=None,
+    )
+
+
+def mark_failed(job: Job, owner: str, record: dict[str, Any]) -> bool:
+    """The last attempt failed (or the row can never run): FAILED."""
+    return _guarded_update(
+        job, owner, state=JobStates.FAILED, errors=_keep_errors(job, record),
+        workspace=job.workspace if _json_ok(job.workspace) else {},
+        finished_at=timezone.now(), lease_expires_at=None,
+    )
+
+
+def mark_completed(owner: str, done: list[tuple[Job, bool]]) -> int:
+    """Write many completions at once; ``done`` pairs a job with "workspace changed".
+
+    Jobs whose workspace is unchanged take one UPDATE in all; the others one
+    ``bulk_update``. Returns how many rows this worker still held and so wrote.
+    """
+    now = timezone.now()
+    same = [job.pk for job, changed in done if not changed]
+    changed = [job for job, was_changed in done if was_changed]
+    final = {
+        "state": JobStates.COMPLETED, "next_task": "", "finished_at": now,
+        "lease_expires_at": None, "modified": now,
+    }
+    written = 0
+    if same:
+        written += Job.objects.held_by(owner).filter(pk__in=same).update(**final)
+    if changed:
+        for job in changed:
+            for field, value in final.items():
+                setattr(job, field, value)
+        written += Job.objects.held_by(owner).bulk_update(changed, [*final, "workspace"])
+    for job, _ in done:
+        job.state, job.next_task, job.finished_at = JobStates.COMPLETED, "", now
+    return written
+
+
+def release(owner: str, ids: list[Any]) -> int:
+    """Hand unfinished jobs back (shutdown): READY, and the attempt is not spent."""
+    if not ids:
+        return 0
+    return Job.objects.held_by(owner).filter(pk__in=ids).update(
+        state=JobStates.READY, attempts=models.F("attempts") - 1, lease_expires_at=None,
+        modified=timezone.now(),
+    )
+
+
+def renew_leases(owner: str, leases: dict[float, list[Any]]) -> int:
+    """Push back the lease expiry of jobs ``owner`` holds.
+
+    ``leases`` maps a lease length in seconds to the ids of the jobs that use it.
+    Jobs the worker no longer tracks are deliberately not renewed, so that they
+    expire and get rescued.
+    """
+    now = timezone.now()
+    renewed = 0
+    for seconds, ids in leases.items():
+        if ids:
+            renewed += Job.objects.held_by(owner).filter(pk__in=ids).update(
+                lease_expires_at=now + datetime.timedelta(seconds=seconds)
+            )
+    return renewed
+
+
+def _json_ok(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, dict)

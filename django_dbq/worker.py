@@ -1,0 +1,364 @@
+"""The worker: claims jobs, runs them on threads, keeps their leases, shuts down cleanly.
+
+Threads of one worker process:
+
+- the main thread claims jobs (batches sized to how fast jobs finish), hands
+  them to the runner threads through a local buffer, and writes completions
+  in batches; it never runs task code, so it always notices signals;
+- ``concurrency`` runner threads, each with its own database connection, run
+  one job at a time through :mod:`django_dbq.executor`;
+- a heartbeat thread renews the leases of every job the worker holds and
+  rescues jobs whose worker was lost;
+- on PostgreSQL, a listener thread wakes the main thread on NOTIFY.
+
+No SQL is written here: claiming lives in :mod:`django_dbq.claiming` and state
+changes in :mod:`django_dbq.models`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import DatabaseError, InterfaceError, connections
+from django.db.backends.signals import connection_created
+
+from . import claiming, conf, executor, jobs, models
+from .executor import Outcome
+from .models import Job
+
+logger = logging.getLogger("django_dbq.worker")
+
+# Aim to claim about this much work (in seconds of task time) per claim query.
+CLAIM_WINDOW_SECONDS = 0.05
+DB_ERRORS = (DatabaseError, InterfaceError)
+
+
+def _prepare(sender: Any, connection: Any, **kwargs: Any) -> None:
+    claiming.prepare_connection(connection)
+
+
+class Worker:
+    """Runs jobs from ``queues`` until stopped (or, with ``burst``, until none are left)."""
+
+    def __init__(
+        self,
+        queues: Sequence[str] = ("default",),
+        *,
+        concurrency: int = 1,
+        rate_limit: float = 0.0,
+        poll_interval: float = 1.0,
+        grace: float = 25.0,
+        burst: bool = False,
+        using: str = "default",
+        handle_signals: bool = True,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.queues = list(dict.fromkeys(queues)) or ["default"]
+        self.concurrency = concurrency
+        self.rate_limit = rate_limit
+        self.poll_interval = poll_interval
+        self.grace = grace
+        self.burst = burst
+        self.using = using
+        self.handle_signals = handle_signals
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.claim_batch = conf.claim_batch()
+        self.lease = conf.lease_seconds()
+
+        self._ready: queue.SimpleQueue[tuple[Job, str | None] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._held: dict[Any, float] = {}  # every job this worker holds -> its lease length
+        self._running: set[Any] = set()
+        self._done: list[Outcome] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._force = threading.Event()
+        self._threads_stop = threading.Event()
+        self._avg_duration = 0.01
+        self._last_claim = 0.0
+        self._runners: list[threading.Thread] = []
+        self._helpers: list[threading.Thread] = []
+        self.processed = 0
+
+    # --- public -----------------------------------------------------------------------
+
+    def request_stop(self, *, force: bool = False) -> None:
+        """Stop claiming and shut down (``force``: release running jobs at once)."""
+        if force:
+            self._force.set()
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        """Run until stopped; returns once every held job is finished or released."""
+        jobs.job_types()  # a malformed JOBS setting fails here, before any claim
+        connection_created.connect(_prepare, dispatch_uid="django_dbq.prepare")
+        if self.handle_signals:
+            self._install_signal_handlers()
+        self._banner()
+        self._start_threads()
+        try:
+            self._safely(lambda: executor.rescue_expired(self.owner))
+            self._loop()
+        finally:
+            self._shutdown()
+
+    # --- main loop ----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self._flush()
+                room = self._room()
+                found = self._claim(room) if room else 0
+                backoff = 0.5
+            except DB_ERRORS as exc:
+                logger.warning("Database unavailable (%s); retrying in %.1fs", exc, backoff)
+                connections[self.using].close()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if found and found == room:
+                continue  # the queue may hold more: go straight back for it
+            if self.burst and not found and not self._held_count():
+                logger.info("Burst mode: no runnable jobs left; stopping")
+                return
+            if room and not found:
+                timeout = self.poll_interval  # idle: LISTEN/NOTIFY or the poll wakes us
+            else:
+                timeout = 1.0  # busy: a runner wakes us when it needs more work
+            if self.rate_limit:
+                timeout = min(timeout, max(0.0, self._last_claim + self.rate_limit - time.monotonic()))
+            self._wake.wait(timeout)
+
+    def _room(self) -> int:
+        """How many jobs to claim now: enough to keep every runner busy for a while."""
+        buffered = self._ready.qsize()
+        if buffered >= self.concurrency:
+            return 0
+        if self.rate_limit:
+            if time.monotonic() - self._last_claim < self.rate_limit or self._held_count():
+                return 0
+            return 1
+        with self._lock:
+            running = len(self._running)
+        per_runner = max(1, int(CLAIM_WINDOW_SECONDS / max(self._avg_duration, 1e-6)))
+        target = min(self.claim_batch, self.concurrency * per_runner)
+        target = max(target, self.concurrency)
+        return max(0, target - buffered - running)
+
+    def _claim(self, room: int) -> int:
+        self._last_claim = time.monotonic()
+        claimed = claiming.claim(self.owner, self.queues, room, self.lease, using=self.using)
+        types = jobs.job_types()
+        with self._lock:
+            for job in claimed:
+                job_type = types.get(job.name)
+                self._held[job.pk] = job_type.lease() if job_type else self.lease
+        for job in claimed:
+            self._ready.put((job, executor.snapshot(job)))
+        return len(claimed)
+
+    def _held_count(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def _flush(self) -> None:
+        """Write the completions the runners reported, in one or two statements."""
+        with self._lock:
+            done, self._done = self._done, []
+        if not done:
+            return
+        try:
+            written = models.mark_completed(self.owner, [(o.job, o.workspace_changed) for o in done])
+        except BaseException:
+            with self._lock:
+                self._done[:0] = done  # keep them for the next try
+            raise
+        if written != len(done):
+            logger.warning(
+                "%d of %d completed jobs were no longer held by this worker (their lease "
+                "expired and another worker took them over); they may run again",
+                len(done) - written, len(done),
+            )
+        with self._lock:
+            for outcome in done:
+                self._held.pop(outcome.job.pk, None)
+        for outcome in done:
+            executor.log_completed(outcome)
+
+    # --- runner threads -------------------------------------------------------------------
+
+    def _start_threads(self) -> None:
+        for number in range(self.concurrency):
+            thread = threading.Thread(target=self._run_jobs, name=f"dbq-runner-{number}")
+            thread.start()
+            self._runners.append(thread)
+        heartbeat = threading.Thread(target=self._heartbeat, name="dbq-heartbeat", daemon=True)
+        heartbeat.start()
+        self._helpers.append(heartbeat)
+        if claiming.supports_notify(self.using) and not self.burst:
+            listener = claiming.Listener(self.queues, self._wake, self._threads_stop, self.using)
+            listener.start()
+            self._helpers.append(listener)
+
+    def _run_jobs(self) -> None:
+        try:
+            while True:
+                item = self._ready.get()
+                if item is None:
+                    return
+                job, before = item
+                with self._lock:
+                    self._running.add(job.pk)
+                if self._ready.qsize() < self.concurrency:
+                    self._wake.set()
+                self._run_one(job, before)
+        finally:
+            connections.close_all()
+
+    def _run_one(self, job: Job, before: str | None) -> None:
+        try:
+            outcome = executor.run(job, self.owner, before)
+        except BaseException:
+            # Saving the outcome failed even after retries: forget the job so its lease
+            # runs out and a worker rescues it (it will run again: at-least-once).
+            logger.exception("Could not record the outcome of job %s", job.pk)
+            with self._lock:
+                self._running.discard(job.pk)
+                self._held.pop(job.pk, None)
+            return
+        self._avg_duration = 0.8 * self._avg_duration + 0.2 * outcome.duration
+        self.processed += 1
+        with self._lock:
+            self._running.discard(job.pk)
+            if outcome.kind == "completed":
+                self._done.append(outcome)
+                flush_now = len(self._done) >= self.claim_batch
+            else:
+                self._held.pop(job.pk, None)
+                flush_now = False
+        if flush_now or self._ready.qsize() == 0:
+            self._wake.set()
+
+    # --- heartbeat: leases and rescue -------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        leases = [self.lease] + [t.lease() for t in jobs.job_types().values()]
+        interval = max(0.2, min(leases) / 3)
+        next_rescue = time.monotonic() + conf.rescue_interval()
+        try:
+            while not self._threads_stop.wait(interval):
+                try:
+                    with self._lock:
+                        by_lease: dict[float, list[Any]] = {}
+                        for pk, seconds in self._held.items():
+                            by_lease.setdefault(seconds, []).append(pk)
+                    models.renew_leases(self.owner, by_lease)
+                    if time.monotonic() >= next_rescue and not self._stop.is_set():
+                        next_rescue = time.monotonic() + conf.rescue_interval()
+                        if executor.rescue_expired(self.owner):
+                            self._wake.set()
+                except DB_ERRORS as exc:
+                    logger.warning("Heartbeat could not reach the database (%s)", exc)
+                    connections[self.using].close()
+                except Exception:
+                    logger.exception("Heartbeat failed; going on")
+        finally:
+            connections.close_all()
+
+    # --- shutdown ----------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        def handle(signum: int, frame: Any) -> None:
+            if self._stop.is_set():
+                logger.warning("Second %s: releasing running jobs now", signal.Signals(signum).name)
+                self.request_stop(force=True)
+            else:
+                logger.info(
+                    "%s received: finishing running jobs (up to %ss), then stopping",
+                    signal.Signals(signum).name, self.grace,
+                )
+                self.request_stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def _shutdown(self) -> None:
+        # Jobs claimed but not started go straight back, without spending an attempt.
+        pending = []
+        while True:
+            try:
+                item = self._ready.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                pending.append(item[0].pk)
+        if pending:
+            self._safely(lambda: self._release(pending))
+        for _ in self._runners:
+            self._ready.put(None)
+        deadline = time.monotonic() + self.grace
+        while any(t.is_alive() for t in self._runners):
+            if self._force.is_set() or time.monotonic() >= deadline:
+                break
+            self._safely(self._flush)
+            self._wake.wait(0.05)
+            self._wake.clear()
+        self._safely(self._flush)
+        with self._lock:
+            unfinished = list(self._running)
+        if any(t.is_alive() for t in self._runners):
+            # Tasks still running past the grace period: hand them back and leave now.
+            self._safely(lambda: self._release(unfinished))
+            logger.warning("Stopped with %d job(s) still running; released them", len(unfinished))
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        self._threads_stop.set()
+        for helper in self._helpers:
+            helper.join(timeout=5)
+        connection_created.disconnect(dispatch_uid="django_dbq.prepare")
+        connections.close_all()
+        logger.info("Worker %s stopped after %d job step(s)", self.owner, self.processed)
+
+    def _release(self, ids: list[Any]) -> None:
+        released = models.release(self.owner, ids)
+        with self._lock:
+            for pk in ids:
+                self._held.pop(pk, None)
+        if released:
+            logger.info("Released %d unfinished job(s) back to READY", released)
+            claiming.notify(self.queues, using=self.using)
+
+    def _safely(self, action: Any) -> Any:
+        """Run a database action, retrying a lost connection a few times."""
+        try:
+            return executor.persist(action)
+        except DB_ERRORS:
+            logger.exception("Giving up on a database action")
+            return None
+
+    def _banner(self) -> None:
+        connection = connections[self.using]
+        wake = "LISTEN/NOTIFY" if claiming.supports_notify(self.using) else "polling"
+        logger.info(
+            "django_dbq worker %s starting: queues=%s concurrency=%d database=%s lease=%gs "
+            "poll=%gs wake=%s%s",
+            self.owner, ",".join(self.queues), self.concurrency, connection.vendor, self.lease,
+            self.poll_interval, wake, " burst" if self.burst else "",
+        )

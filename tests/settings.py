@@ -1,0 +1,140 @@
+"""Settings of the example and test project.
+
+The database comes from ``DATABASE_URL`` (default: a SQLite file beside this
+project), so the same suite runs on SQLite, PostgreSQL and MariaDB::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test pytest
+    DATABASE_URL=mysql://root@127.0.0.1:3306/test pytest
+
+Worker processes started by the tests get ``DBQ_DATABASE_NAME`` so that they
+use the test database.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = "django_dbq-example-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django_dbq",
+    "tests",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "tests.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.request",
+            ]
+        },
+    }
+]
+
+
+def _database() -> dict:
+    url = os.environ.get("DATABASE_URL", "")
+    if url:
+        import dj_database_url
+
+        config = dj_database_url.parse(url)
+    else:
+        config = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "db.sqlite3")}
+    engine = config["ENGINE"]
+    if engine.endswith("sqlite3"):
+        config.setdefault("OPTIONS", {}).update(
+            {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            }
+        )
+        config["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    elif engine.endswith("mysql"):
+        config.setdefault("OPTIONS", {}).update({"charset": "utf8mb4"})
+        config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+    if os.environ.get("DBQ_DATABASE_NAME"):
+        config["NAME"] = os.environ["DBQ_DATABASE_NAME"]
+    return config
+
+
+DATABASES = {"default": _database()}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "django_dbq": {
+            "handlers": ["stderr"],
+            "level": os.environ.get("DBQ_LOG_LEVEL", "INFO"),
+            "propagate": False,
+        }
+    },
+}
+
+# Short leases so that tests see a killed worker's job rescued within seconds.
+DBQ_LEASE_SECONDS = float(os.environ.get("DBQ_LEASE_SECONDS", "30"))
+DBQ_RESCUE_INTERVAL = float(os.environ.get("DBQ_RESCUE_INTERVAL", "5"))
+
+JOBS = {
+    # The README's demo: a chain that passes data through the workspace ...
+    "demo_greeting": {
+        "tasks": ["tests.demo.look_up_name", "tests.demo.greet"],
+        "creation_hook": "tests.demo.stamp",
+        "failure_hook": "tests.demo.report_failure",
+    },
+    # ... and a job that fails, to show what a failure looks like.
+    "demo_failure": {
+        "tasks": ["tests.demo.explode"],
+        "failure_hook": "tests.demo.report_failure",
+    },
+    # Jobs used by the test suite.
+    "noop": ["tests.tasks.noop"],
+    "record": {"tasks": ["tests.tasks.record_execution"], "max_attempts": 5},
+    "chain": {
+        "tasks": ["tests.tasks.step_one", "tests.tasks.step_two", "tests.tasks.step_three"],
+        "creation_hook": "tests.tasks.creation_hook",
+        "pre_task_hook": "tests.tasks.pre_task_hook",
+        "post_task_hook": "tests.tasks.post_task_hook",
+        "failure_hook": "tests.tasks.failure_hook",
+    },
+    "failing": {
+        "tasks": ["tests.tasks.fail"],
+        "failure_hook": "tests.tasks.failure_hook",
+        "post_task_hook": "tests.tasks.post_task_hook",
+    },
+    "flaky": {
+        "tasks": ["tests.tasks.fail_until"],
+        "max_attempts": 3,
+        "backoff": 0,
+        "failure_hook": "tests.tasks.failure_hook",
+    },
+    "retry_later": {"tasks": ["tests.tasks.fail"], "max_attempts": 3, "backoff": 600},
+    "bad_pre_hook": {"tasks": ["tests.tasks.noop"], "pre_task_hook": "tests.tasks.fail",
+                     "post_task_hook": "tests.tasks.post_task_hook",
+                     "failure_hook": "tests.tasks.failure_hook"},
+    "bad_post_hook": {"tasks": ["tests.tasks.noop"], "post_task_hook": "tests.tasks.fail"},
+    "unserialisable": ["tests.tasks.leave_unserialisable_workspace"],
+    "sleepy": {"tasks": ["tests.tasks.sleep_then_record"], "max_attempts": 5},
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

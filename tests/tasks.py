@@ -1,0 +1,85 @@
+"""Tasks and hooks named in the test settings' JOBS."""
+
+import os
+import threading
+import time
+
+from tests.models import Execution
+
+calls: list[tuple[str, str]] = []
+
+
+def noop(job):
+    pass
+
+
+def record_execution(job):
+    """Record this execution (pid, thread, start and end time) in the Execution table."""
+    started = time.time()
+    duration = float(job.workspace.get("sleep", 0))
+    if duration:
+        time.sleep(duration)
+    Execution.objects.create(
+        job_id=job.pk, pid=os.getpid(), thread=threading.current_thread().name,
+        started=started, finished=time.time(),
+    )
+
+
+def sleep_then_record(job):
+    """Announce the start (a file), run for workspace["seconds"], then record."""
+    marker = job.workspace.get("started_marker")
+    if marker:
+        with open(marker, "a") as handle:
+            handle.write(f"{job.pk} {os.getpid()}\n")
+    time.sleep(float(job.workspace.get("seconds", 1)))
+    record_execution(job)
+
+
+def step_one(job):
+    calls.append(("step_one", str(job.pk)))
+    job.workspace["trail"] = [*job.workspace.get("trail", []), "one"]
+
+
+def step_two(job):
+    calls.append(("step_two", str(job.pk)))
+    job.workspace["trail"] = [*job.workspace["trail"], "two"]
+
+
+def step_three(job):
+    calls.append(("step_three", str(job.pk)))
+    job.workspace["trail"] = [*job.workspace["trail"], "three"]
+
+
+def creation_hook(job):
+    calls.append(("creation_hook", str(job.pk)))
+    job.workspace["created_by_hook"] = True
+
+
+def pre_task_hook(job):
+    calls.append(("pre_task_hook", job.next_task))
+
+
+def post_task_hook(job):
+    calls.append(("post_task_hook", job.next_task))
+
+
+def failure_hook(job, exception):
+    calls.append(("failure_hook", f"{type(exception).__name__}: {exception}"))
+
+
+def fail(job):
+    raise ValueError("task failed on purpose")
+
+
+def fail_until(job):
+    """Fail until the job's attempt number reaches workspace["succeed_on"]."""
+    if job.attempts < job.workspace.get("succeed_on", 99):
+        raise ValueError(f"attempt {job.attempts} fails")
+    job.workspace["succeeded_on"] = job.attempts
+
+
+def leave_unserialisable_workspace(job):
+    job.workspace["when"] = object()
+
+
+NOT_CALLABLE = 42
