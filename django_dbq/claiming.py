@@ -57,16 +57,17 @@ def claim(
     lease_seconds: float,
     *,
     using: str = "default",
+    now: datetime.datetime | None = None,
 ) -> list[Job]:
     """Claim up to ``limit`` runnable jobs for ``owner``; return them in run order.
 
     Each returned job is PROCESSING, leased to ``owner`` until now + ``lease_seconds``
-    and has had its ``attempts`` counted.
+    and has had its ``attempts`` counted. ``now`` defaults to the current time.
     """
     if limit <= 0 or not queues:
         return []
     connection = connections[using]
-    now = timezone.now()
+    now = now or timezone.now()
     expires = now + datetime.timedelta(seconds=lease_seconds)
     vendor = connection.vendor
     if vendor == "postgresql":
@@ -216,6 +217,7 @@ class Listener(threading.Thread):
                 raw = connection.connection
                 raw.execute(f"LISTEN {NOTIFY_CHANNEL}")
                 self.listening.set()
+                logger.info("Listening for new jobs on channel %s", NOTIFY_CHANNEL)
                 # Anything enqueued while we were not listening is found by this claim.
                 self.wake.set()
                 delay = 0.5

@@ -83,13 +83,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {
-        "django_dbq": {
-            "handlers": ["stderr"],
-            "level": os.environ.get("DBQ_LOG_LEVEL", "INFO"),
-            "propagate": False,
-        }
-    },
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    "loggers": {"django_dbq": {"level": os.environ.get("DBQ_LOG_LEVEL", "INFO")}},
 }
 
 # Short leases so that tests see a killed worker's job rescued within seconds.
@@ -129,7 +124,12 @@ JOBS = {
         "backoff": 0,
         "failure_hook": "tests.tasks.failure_hook",
     },
-    "retry_later": {"tasks": ["tests.tasks.fail"], "max_attempts": 3, "backoff": 600},
+    "retry_later": {
+        "tasks": ["tests.tasks.fail"],
+        "max_attempts": 3,
+        "backoff": 600,
+        "failure_hook": "tests.tasks.failure_hook",
+    },
     "bad_pre_hook": {"tasks": ["tests.tasks.noop"], "pre_task_hook": "tests.tasks.fail",
                      "post_task_hook": "tests.tasks.post_task_hook",
                      "failure_hook": "tests.tasks.failure_hook"},

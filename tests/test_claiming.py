@@ -1,0 +1,139 @@
+"""claiming.py: what a claim takes, in what order, and that no job is claimed twice."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from django_dbq import claiming
+from django_dbq.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+def make(name: str = "noop", **fields) -> Job:
+    return Job.objects.create(name=name, **fields)
+
+
+def test_claim_marks_jobs_processing_with_lease_and_counts_the_attempt():
+    job = make()
+    before = timezone.now()
+    [claimed] = claiming.claim("me", ["default"], 10, 30)
+    assert claimed.pk == job.pk
+    job.refresh_from_db()
+    assert job.state == Job.STATES.PROCESSING
+    assert job.lease_owner == "me"
+    assert job.attempts == 1
+    assert job.started_at >= before
+    assert before + datetime.timedelta(seconds=29) < job.lease_expires_at
+    assert job.lease_expires_at <= timezone.now() + datetime.timedelta(seconds=30)
+
+
+def test_claim_takes_priority_first_then_oldest():
+    now = timezone.now()
+    low_old = make(priority=0, created=now - datetime.timedelta(minutes=5))
+    low_new = make(priority=0, created=now)
+    high = make(priority=10, created=now)
+    claimed = claiming.claim("me", ["default"], 10, 30)
+    assert [j.pk for j in claimed] == [high.pk, low_old.pk, low_new.pk]
+
+
+def test_claim_respects_limit_queue_state_and_run_after():
+    now = timezone.now()
+    wanted = make(queue_name="emails")
+    make(queue_name="other")
+    make(queue_name="emails", run_after=now + datetime.timedelta(hours=1))
+    done = make(queue_name="emails")
+    Job.objects.filter(pk=done.pk).update(state=Job.STATES.COMPLETED)
+    extra = make(queue_name="emails")
+    claimed = claiming.claim("me", ["emails"], 1, 30)
+    assert [j.pk for j in claimed] == [wanted.pk]
+    claimed = claiming.claim("me", ["emails"], 10, 30)
+    assert [j.pk for j in claimed] == [extra.pk]
+    assert claiming.claim("me", ["emails"], 10, 30) == []
+
+
+def test_a_deferred_job_is_claimed_once_its_time_has_come():
+    now = timezone.now()
+    job = make(run_after=now + datetime.timedelta(minutes=10))
+    assert claiming.claim("me", ["default"], 10, 30, now=now) == []
+    later = now + datetime.timedelta(minutes=10, seconds=1)
+    assert [j.pk for j in claiming.claim("me", ["default"], 10, 30, now=later)] == [job.pk]
+
+
+def test_claim_serves_several_queues():
+    a = make(queue_name="a")
+    b = make(queue_name="b")
+    make(queue_name="c")
+    claimed = claiming.claim("me", ["a", "b"], 10, 30)
+    assert {j.pk for j in claimed} == {a.pk, b.pk}
+
+
+def test_claimed_instances_carry_their_fields():
+    make("chain", workspace={"x": [1, 2]}, priority=3)
+    [job] = claiming.claim("me", ["default"], 1, 30)
+    assert job.workspace == {"x": [1, 2], "created_by_hook": True}
+    assert job.priority == 3
+    assert job.next_task == "tests.tasks.step_one"
+    assert job.errors == []
+    assert timezone.is_aware(job.created)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claimers_never_take_the_same_job():
+    Job.objects.bulk_create_jobs([{"name": "noop"} for _ in range(600)])
+    taken: dict[int, list] = {}
+    errors: list[BaseException] = []
+
+    def claimer(number: int) -> None:
+        mine = taken.setdefault(number, [])
+        try:
+            while True:
+                batch = claiming.claim(f"claimer-{number}", ["default"], 7, 30)
+                if not batch:
+                    return
+                mine.extend(j.pk for j in batch)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    everything = [pk for pks in taken.values() for pk in pks]
+    assert len(everything) == 600
+    assert len(set(everything)) == 600
+    owners = dict(Job.objects.values_list("pk", "lease_owner"))
+    for number, pks in taken.items():
+        assert all(owners[pk] == f"claimer-{number}" for pk in pks)
+
+
+def test_claim_index_exists():
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Job._meta.db_table)
+    assert claiming.CLAIM_INDEX in constraints
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_insert_notifies_listeners_at_commit_once_per_queue():
+    import psycopg
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params, autocommit=True) as listener:
+        listener.execute(f"LISTEN {claiming.NOTIFY_CHANNEL}")
+        Job.objects.bulk_create_jobs(
+            [{"name": "noop"} for _ in range(50)] + [{"name": "noop", "queue_name": "b"}]
+        )
+        notes = list(listener.notifies(timeout=1))
+    assert sorted(n.payload for n in notes) == ["b", "default"]
