@@ -26,12 +26,16 @@ def record_execution(job):
 
 
 def sleep_then_record(job):
-    """Announce the start (a file), run for workspace["seconds"], then record."""
+    """Announce the start (a file), run for workspace["seconds"], then record.
+
+    With workspace["slow_once"], only the first attempt is slow.
+    """
     marker = job.workspace.get("started_marker")
     if marker:
         with open(marker, "a") as handle:
-            handle.write(f"{job.pk} {os.getpid()}\n")
-    time.sleep(float(job.workspace.get("seconds", 1)))
+            handle.write(f"{job.pk} {os.getpid()} {job.attempts}\n")
+    if job.attempts == 1 or not job.workspace.get("slow_once"):
+        time.sleep(float(job.workspace.get("seconds", 1)))
     record_execution(job)
 
 
