@@ -123,7 +123,7 @@ class Worker:
             try:
                 self._flush()
                 room = self._room()
-                found = self._claim(room) if room else 0
+                found = self._claim(room) if room else None
                 backoff = 0.5
             except DB_ERRORS as exc:
                 logger.warning("Database unavailable (%s); retrying in %.1fs", exc, backoff)
@@ -133,7 +133,7 @@ class Worker:
                 continue
             if found and found == room:
                 continue  # the queue may hold more: go straight back for it
-            if self.burst and not found and not self._held_count():
+            if self.burst and found == 0 and not self._held_count():
                 logger.info("Burst mode: no runnable jobs left; stopping")
                 return
             if room and not found:
