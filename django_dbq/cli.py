@@ -31,7 +31,10 @@ def parse_when(text: str, *, now: datetime.datetime | None = None) -> datetime.d
     match = _RELATIVE.match(text)
     if match:
         amount, unit = float(match.group(1)), match.group(2)[0].lower()
-        return now + relativedelta(**{_UNITS[unit]: amount})
+        try:
+            return now + relativedelta(**{_UNITS[unit]: amount})
+        except (ValueError, OverflowError):
+            raise InvalidJobError(f"--run-after {text!r} is too far in the future.") from None
     try:
         when = date_parser.isoparse(text)
     except (ValueError, OverflowError):
@@ -41,6 +44,10 @@ def parse_when(text: str, *, now: datetime.datetime | None = None) -> datetime.d
         ) from None
     if timezone.is_naive(when):
         when = timezone.make_aware(when)
+    try:
+        when.astimezone(datetime.timezone.utc)  # stored in UTC: must fit in years 1-9999 there
+    except (ValueError, OverflowError):
+        raise InvalidJobError(f"--run-after {text!r} is out of range.") from None
     return when
 
 
@@ -49,8 +56,8 @@ def parse_workspace(text: str | None) -> dict[str, Any]:
     if text is None:
         return {}
     try:
-        value = json.loads(text)
-    except ValueError as exc:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
         raise InvalidWorkspaceError(f"--workspace is not valid JSON: {exc}.") from None
     if not isinstance(value, dict):
         raise InvalidWorkspaceError(
@@ -58,6 +65,11 @@ def parse_workspace(text: str | None) -> dict[str, Any]:
             f"not a JSON {type(value).__name__}."
         )
     return value
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN, Infinity and -Infinity; JSON (and the databases) do not.
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def parse_int(option: str, text: str | int) -> int:
@@ -73,7 +85,7 @@ def parse_hours(text: str | float) -> float:
         hours = float(str(text).strip())
     except ValueError:
         raise InvalidJobError(f"--hours must be a number, not {text!r}.") from None
-    if hours < 0 or hours != hours:
+    if not 0 <= hours < float("inf"):  # also rejects NaN
         raise InvalidJobError(f"--hours must be zero or more, not {text!r}.")
     return hours
 
@@ -92,7 +104,7 @@ def create_job(
         "queue_name": queue_name,
         "workspace": parse_workspace(workspace),
         "priority": parse_int("--priority", priority),
-        "run_after": parse_when(run_after) if run_after else None,
+        "run_after": parse_when(run_after) if run_after is not None else None,
     }
     with transaction.atomic():
         return Job.objects.create(**values)

@@ -80,7 +80,10 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[mis
     """``Job.objects``: creation with validation, bulk creation and pruning."""
 
     def bulk_create_jobs(
-        self, jobs_to_create: Iterable[Job | Mapping[str, Any]], *, batch_size: int = BULK_BATCH_SIZE
+        self,
+        jobs_to_create: Iterable[Job | Mapping[str, Any]],
+        *,
+        batch_size: int = BULK_BATCH_SIZE,
     ) -> list[Job]:
         """Validate, run creation hooks for and insert many jobs: one INSERT per batch.
 
@@ -89,10 +92,10 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[mis
         job is valid; all batches are inserted in one transaction.
         """
         objs = [j if isinstance(j, Job) else Job(**j) for j in jobs_to_create]
-        for job in objs:
-            job.prepare_for_insert()
         with transaction.atomic(using=self.db):
-            return super().bulk_create(objs, batch_size=batch_size)
+            # JobQuerySet.bulk_create prepares (validates, runs the creation hook of)
+            # every job before inserting any; preparing here too would run hooks twice.
+            return self.get_queryset().bulk_create(objs, batch_size=batch_size)
 
     def delete_old(self, hours: float = 24, *, batch_size: int = DELETE_BATCH_SIZE) -> int:
         """Delete COMPLETED and FAILED jobs created more than ``hours`` ago.
@@ -101,14 +104,18 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[mis
         so a table of millions is pruned without long locks or unbounded memory.
         Returns the number of jobs deleted.
         """
-        if hours < 0:
-            raise InvalidJobError(f"hours must be zero or more, not {hours}.")
-        cutoff = timezone.now() - datetime.timedelta(hours=hours)
+        if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not hours >= 0:
+            raise InvalidJobError(f"hours must be a number, zero or more, not {hours!r}.")
+        try:
+            cutoff = timezone.now() - datetime.timedelta(hours=hours)
+        except (OverflowError, ValueError):
+            raise InvalidJobError(f"hours={hours!r} reaches back before the year 1.") from None
         total = 0
         while True:
-            ids = list(
-                self.get_queryset().finished_before(cutoff).values_list("pk", flat=True)[:batch_size]
-            )
+            # Unordered, so that each batch stops at the first rows it finds instead of
+            # sorting every old row in the table.
+            batch = self.get_queryset().finished_before(cutoff).order_by()
+            ids = list(batch.values_list("pk", flat=True)[:batch_size])
             if not ids:
                 return total
             total += self.get_queryset().filter(pk__in=ids).finished().delete()[0]
@@ -220,9 +227,24 @@ def validate_workspace(workspace: Any) -> None:
             f"The workspace must be a dict (a JSON object), not {type(workspace).__name__}."
         )
     try:
-        json.dumps(workspace)
-    except (TypeError, ValueError) as exc:
+        # Strict JSON that every supported database can store: no NaN or Infinity, no
+        # lone surrogates (the encode fails) and, below, no NUL characters (jsonb).
+        text = json.dumps(workspace, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidWorkspaceError(f"The workspace is not JSON-serialisable: {exc}.") from None
+    if "\\u0000" in text and _contains_nul(workspace):
+        raise InvalidWorkspaceError("The workspace contains a NUL character (\\u0000).")
+
+
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_contains_nul(v) for v in value)
+    return False
 
 
 def _validate_fields(job: Job) -> None:
@@ -242,6 +264,13 @@ def _validate_fields(job: Job) -> None:
             raise InvalidJobError(f"run_after must be a datetime, not {job.run_after!r}.")
         if settings.USE_TZ and timezone.is_naive(job.run_after):
             job.run_after = timezone.make_aware(job.run_after)
+        try:
+            # Databases store it in UTC: years 1-9999 there, not just in its own zone.
+            job.run_after.astimezone(datetime.timezone.utc)
+        except (OverflowError, ValueError):
+            raise InvalidJobError(
+                f"run_after {job.run_after.isoformat()} is out of range in UTC."
+            ) from None
 
 
 # --- guarded state changes -------------------------------------------------------------

@@ -14,7 +14,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             hours = parse_hours(options["hours"])
+            deleted = Job.objects.delete_old(hours=hours)
         except DbqError as exc:
             raise CommandError(str(exc)) from None
-        deleted = Job.objects.delete_old(hours=hours)
         self.stdout.write(f"Deleted {deleted} job(s) finished and created more than {hours:g}h ago")

@@ -1,0 +1,289 @@
+"""django_dbq.jobs: parsing the JOBS setting into frozen JobType definitions."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from types import SimpleNamespace
+
+import pytest
+from django.test import override_settings
+
+from django_dbq import jobs
+from django_dbq.exceptions import JobConfigurationError, UnknownJobError
+from django_dbq.jobs import JobType
+
+
+def linear_backoff(attempt: int) -> float:
+    """A custom backoff (named by dotted path in the tests below)."""
+    return 10.0 * attempt
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+def test_list_form_parses_into_a_job_type_with_default_options():
+    parsed, problems = jobs.validate({"short": ["tests.tasks.step_one", "tests.tasks.step_two"]})
+
+    assert problems == []
+    assert parsed == {
+        "short": JobType(name="short", tasks=("tests.tasks.step_one", "tests.tasks.step_two"))
+    }
+    job_type = parsed["short"]
+    assert job_type.creation_hook is None
+    assert job_type.pre_task_hook is None
+    assert job_type.post_task_hook is None
+    assert job_type.failure_hook is None
+    assert job_type.max_attempts == 1
+    assert job_type.lease_seconds is None
+
+
+def test_dict_form_parses_tasks_hooks_and_options():
+    raw = {
+        "long": {
+            "tasks": ["tests.tasks.step_one"],
+            "creation_hook": "tests.tasks.creation_hook",
+            "pre_task_hook": "tests.tasks.pre_task_hook",
+            "post_task_hook": "tests.tasks.post_task_hook",
+            "failure_hook": "tests.tasks.failure_hook",
+            "max_attempts": 4,
+            "backoff": 1.5,
+            "backoff_max": 60,
+            "lease_seconds": 120,
+        }
+    }
+
+    parsed, problems = jobs.validate(raw)
+
+    assert problems == []
+    assert parsed["long"] == JobType(
+        name="long",
+        tasks=("tests.tasks.step_one",),
+        creation_hook="tests.tasks.creation_hook",
+        pre_task_hook="tests.tasks.pre_task_hook",
+        post_task_hook="tests.tasks.post_task_hook",
+        failure_hook="tests.tasks.failure_hook",
+        max_attempts=4,
+        backoff=1.5,
+        backoff_max=60,
+        lease_seconds=120,
+    )
+
+
+def test_tuple_of_tasks_is_accepted_like_a_list():
+    parsed, problems = jobs.validate({"t": ("tests.tasks.noop",)})
+
+    assert problems == []
+    assert parsed["t"].tasks == ("tests.tasks.noop",)
+
+
+@pytest.mark.parametrize("form", ["list", "dict"])
+def test_job_type_is_frozen(form):
+    raw = ["tests.tasks.noop"] if form == "list" else {"tasks": ["tests.tasks.noop"]}
+    job_type = jobs.validate({"x": raw})[0]["x"]
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job_type.max_attempts = 10  # type: ignore[misc]
+    assert isinstance(job_type.tasks, tuple)
+
+
+def test_parsed_tasks_do_not_follow_later_changes_to_the_setting_list():
+    tasks = ["tests.tasks.noop"]
+    job_type = jobs.validate({"x": tasks})[0]["x"]
+
+    tasks.append("tests.tasks.fail")
+
+    assert job_type.tasks == ("tests.tasks.noop",)
+
+
+def test_unknown_key_is_a_warning_and_the_entry_still_parses():
+    parsed, problems = jobs.validate({"x": {"tasks": ["tests.tasks.noop"], "retries": 3}})
+
+    assert [p.id for p in problems] == ["django_dbq.W001"]
+    assert problems[0].warning
+    assert parsed["x"].tasks == ("tests.tasks.noop",)
+
+
+def test_an_invalid_entry_is_left_out_and_valid_ones_kept():
+    parsed, problems = jobs.validate({"good": ["tests.tasks.noop"], "bad": []})
+
+    assert set(parsed) == {"good"}
+    assert [p.id for p in problems] == ["django_dbq.E004"]
+
+
+def test_validate_without_imports_does_not_import_task_paths():
+    parsed, problems = jobs.validate({"x": ["no_such_module.task"]}, imports=False)
+
+    assert problems == []
+    assert parsed["x"].tasks == ("no_such_module.task",)
+
+
+# --- task chains ---------------------------------------------------------------------------
+
+
+def test_first_task_and_task_after_walk_the_chain():
+    job_type = JobType(name="c", tasks=("a.one", "a.two", "a.three"))
+
+    assert job_type.first_task == "a.one"
+    assert job_type.task_after("a.one") == "a.two"
+    assert job_type.task_after("a.two") == "a.three"
+    assert job_type.task_after("a.three") is None
+
+
+def test_task_after_a_task_not_in_the_chain_raises():
+    job_type = JobType(name="c", tasks=("a.one",))
+
+    with pytest.raises(ValueError):
+        job_type.task_after("a.other")
+
+
+# --- leases and retry delays ---------------------------------------------------------------
+
+
+@override_settings(DBQ_LEASE_SECONDS=45)
+def test_lease_defaults_to_the_setting_and_can_be_overridden_per_type():
+    assert JobType(name="a", tasks=("x.y",)).lease() == 45.0
+    assert JobType(name="b", tasks=("x.y",), lease_seconds=7).lease() == 7
+
+
+@pytest.mark.parametrize(
+    ("attempt", "ceiling"),
+    [(0, 2.0), (1, 2.0), (2, 4.0), (3, 8.0), (5, 32.0)],
+)
+def test_retry_delay_is_exponential_with_jitter_between_half_and_all(monkeypatch, attempt, ceiling):
+    job_type = JobType(name="r", tasks=("x.y",), backoff=2.0, backoff_max=3600)
+
+    monkeypatch.setattr(jobs, "random", SimpleNamespace(uniform=lambda low, high: low))
+    assert job_type.retry_delay(attempt) == ceiling / 2
+    monkeypatch.setattr(jobs, "random", SimpleNamespace(uniform=lambda low, high: high))
+    assert job_type.retry_delay(attempt) == ceiling
+
+
+def test_retry_delay_jitters_within_its_bounds(monkeypatch):
+    monkeypatch.setattr(jobs, "random", random.Random(1234))
+    job_type = JobType(name="r", tasks=("x.y",), backoff=2.0, backoff_max=3600)
+
+    delays = [job_type.retry_delay(4) for _ in range(200)]
+
+    assert all(8.0 <= delay <= 16.0 for delay in delays)
+    assert len(set(delays)) > 100  # jittered, not a fixed delay
+
+
+@pytest.mark.parametrize("attempt", [7, 10, 60])
+def test_retry_delay_is_capped_at_backoff_max(monkeypatch, attempt):
+    job_type = JobType(name="r", tasks=("x.y",), backoff=2.0, backoff_max=100)
+
+    monkeypatch.setattr(jobs, "random", SimpleNamespace(uniform=lambda low, high: (low, high)))
+    assert job_type.retry_delay(attempt) == (50.0, 100)
+
+
+def test_retry_delay_of_zero_backoff_is_zero():
+    assert JobType(name="r", tasks=("x.y",), backoff=0).retry_delay(3) == 0
+
+
+def test_retry_delay_with_a_dotted_path_calls_it_with_the_attempt():
+    job_type = JobType(name="r", tasks=("x.y",), backoff="tests.test_jobs.linear_backoff")
+
+    assert job_type.retry_delay(1) == 10.0
+    assert job_type.retry_delay(3) == 30.0
+
+
+def test_dotted_path_backoff_parses_from_the_setting():
+    raw = {"r": {"tasks": ["tests.tasks.noop"], "backoff": "tests.test_jobs.linear_backoff"}}
+
+    parsed, problems = jobs.validate(raw)
+
+    assert problems == []
+    assert parsed["r"].retry_delay(2) == 20.0
+
+
+# --- job_types() and get_job_type() ---------------------------------------------------------
+
+
+def test_job_types_parses_the_current_setting(settings):
+    types = jobs.job_types()
+
+    assert set(types) == set(settings.JOBS)
+    assert types["chain"].tasks == tuple(settings.JOBS["chain"]["tasks"])
+    assert types["noop"].tasks == ("tests.tasks.noop",)
+
+
+def test_job_types_is_cached_for_one_setting_value():
+    assert jobs.job_types() is jobs.job_types()
+
+
+def test_job_types_cache_follows_override_settings():
+    before = jobs.job_types()
+    assert "only_here" not in before
+
+    with override_settings(JOBS={"only_here": ["tests.tasks.noop"]}):
+        inside = jobs.job_types()
+        assert set(inside) == {"only_here"}
+        assert jobs.get_job_type("only_here").tasks == ("tests.tasks.noop",)
+        with pytest.raises(UnknownJobError):
+            jobs.get_job_type("noop")
+
+    after = jobs.job_types()
+    assert "only_here" not in after
+    assert set(after) == set(before)
+
+
+@pytest.mark.parametrize(
+    ("raw", "check_id"),
+    [
+        (["tests.tasks.noop"], "django_dbq.E002"),
+        ({"x": []}, "django_dbq.E004"),
+        ({"x": "tests.tasks.noop"}, "django_dbq.E003"),
+        ({"x": {"tasks": ["tests.tasks.noop"], "max_attempts": 0}}, "django_dbq.E009"),
+        ({"x": {"tasks": ["tests.tasks.noop"], "failure_hook": 5}}, "django_dbq.E007"),
+    ],
+    ids=["not-a-dict", "no-tasks", "entry-a-string", "bad-option", "hook-not-a-string"],
+)
+def test_job_types_raises_on_a_malformed_setting(raw, check_id):
+    with override_settings(JOBS=raw), pytest.raises(JobConfigurationError) as excinfo:
+        jobs.job_types()
+
+    assert check_id in str(excinfo.value)
+    assert "\n" not in str(excinfo.value)
+
+
+def test_job_types_raises_when_jobs_is_missing(settings):
+    del settings.JOBS
+
+    with pytest.raises(JobConfigurationError, match=r"JOBS setting is missing.*E001"):
+        jobs.job_types()
+
+
+def test_job_types_ignores_warnings():
+    with override_settings(JOBS={"x": {"tasks": ["tests.tasks.noop"], "colour": "blue"}}):
+        assert set(jobs.job_types()) == {"x"}
+
+
+def test_get_job_type_returns_the_definition():
+    job_type = jobs.get_job_type("chain")
+
+    assert job_type.name == "chain"
+    assert job_type.creation_hook == "tests.tasks.creation_hook"
+
+
+@pytest.mark.parametrize("name", ["no_such_job", "", "NOOP", ["noop"]])
+def test_get_job_type_unknown_name_lists_the_known_names(settings, name):
+    with pytest.raises(UnknownJobError) as excinfo:
+        jobs.get_job_type(name)
+
+    message = str(excinfo.value)
+    assert repr(name) in message
+    assert ", ".join(sorted(settings.JOBS)) in message
+    assert excinfo.value.known == list(settings.JOBS)
+    assert isinstance(excinfo.value, ValueError)
+
+
+def test_get_job_type_with_an_empty_jobs_setting_says_so():
+    with override_settings(JOBS={}), pytest.raises(UnknownJobError, match="JOBS is empty"):
+        jobs.get_job_type("noop")
+
+
+def test_resolve_imports_the_dotted_path():
+    from tests import tasks
+
+    assert jobs.resolve("tests.tasks.noop") is tasks.noop
