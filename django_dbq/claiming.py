@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "django_dbq"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 CLAIM_INDEX = "django_dbq_claim"
+LEASE_INDEX = "django_dbq_lease"
+PRUNE_INDEX = "django_dbq_prune"
 TRIGGER_FUNCTION = "django_dbq_notify_insert"
 TRIGGER = "django_dbq_job_notify"
 
@@ -42,8 +44,27 @@ def _q(connection: BaseDatabaseWrapper, name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def _columns(connection: BaseDatabaseWrapper) -> str:
-    return ", ".join(_q(connection, f.column) for f in Job._meta.concrete_fields)
+# Columns whose value after a claim we already know: not read back, set in Python.
+_SET_BY_CLAIM = ("state", "lease_owner", "lease_expires_at", "started_at", "modified", "finished_at")
+
+
+def _columns(connection: BaseDatabaseWrapper, table: str = "") -> str:
+    prefix = f"{table}." if table else ""
+    return ", ".join(
+        prefix + _q(connection, f.column)
+        for f in Job._meta.concrete_fields
+        if f.name not in _SET_BY_CLAIM
+    )
+
+
+def _fill_claimed(jobs: list[Job], owner: str, now: datetime.datetime, expires: datetime.datetime) -> None:
+    for job in jobs:
+        job.state = JobStates.PROCESSING
+        job.lease_owner = owner
+        job.lease_expires_at = expires
+        job.started_at = now
+        job.modified = now
+        job.finished_at = None
 
 
 def _order_key(job: Job) -> tuple[int, datetime.datetime]:
@@ -80,60 +101,79 @@ def claim(
     return jobs
 
 
-def _claim_sql(
-    connection: BaseDatabaseWrapper, queues: list[str], *, skip_locked: bool
-) -> tuple[str, str]:
+def _pick_sql(
+    connection: BaseDatabaseWrapper, queues: list[str], now: object, limit: int, *, lock: bool
+) -> tuple[str, list[object]]:
+    """SELECT the ids of the next runnable jobs, in an order an index can serve.
+
+    Each queue gets its own ``queue_name = %s`` branch: with ``IN``/``ANY`` the
+    database can no longer read the claim index in (priority, created) order and
+    sorts every runnable row instead.
+    """
     table = _q(connection, Job._meta.db_table)
     col = lambda name: _q(connection, Job._meta.get_field(name).column)  # noqa: E731
-    if connection.vendor == "postgresql":
-        queue_test = f"{col('queue_name')} = ANY(%s)"
-    else:
-        queue_test = f"{col('queue_name')} IN ({', '.join(['%s'] * len(queues))})"
     states = ", ".join(f"'{s}'" for s in RUNNABLE_STATES)
-    select = (
-        f"SELECT {col('id')} FROM {table} "
-        f"WHERE {col('state')} IN ({states}) AND {queue_test} "
-        f"AND ({col('run_after')} IS NULL OR {col('run_after')} <= %s) "
-        f"ORDER BY {col('priority')} DESC, {col('created')} LIMIT %s"
-        + (" FOR UPDATE SKIP LOCKED" if skip_locked else "")
+    order = f"ORDER BY {col('priority')} DESC, {col('created')} LIMIT %s"
+    # A lone queue selects ids only; branches of a UNION also carry the sort key.
+    selected = col("id") if len(queues) == 1 else f"{col('id')}, {col('priority')}, {col('created')}"
+    branch = (
+        f"SELECT {selected} FROM {table} "
+        f"WHERE {col('state')} IN ({states}) AND {col('queue_name')} = %s "
+        f"AND ({col('run_after')} IS NULL OR {col('run_after')} <= %s) {order}"
+        + (" FOR UPDATE SKIP LOCKED" if lock else "")
     )
-    update_set = (
+    if len(queues) == 1:
+        return branch, [queues[0], now, limit]
+    branches = " UNION ALL ".join(
+        f"SELECT * FROM ({branch}) AS q{number}" for number in range(len(queues))
+    )
+    params: list[object] = [p for queue in queues for p in (queue, now, limit)]
+    return f"SELECT {col('id')} FROM ({branches}) AS runnable {order}", [*params, limit]
+
+
+def _update_set(connection: BaseDatabaseWrapper) -> str:
+    col = lambda name: _q(connection, Job._meta.get_field(name).column)  # noqa: E731
+    return (
         f"{col('state')} = '{JobStates.PROCESSING}', {col('lease_owner')} = %s, "
         f"{col('lease_expires_at')} = %s, {col('attempts')} = {col('attempts')} + 1, "
-        f"{col('started_at')} = %s, {col('modified')} = %s"
+        f"{col('started_at')} = %s, {col('modified')} = %s, {col('finished_at')} = NULL"
     )
-    return select, update_set
 
 
 def _claim_returning(connection, owner, queues, limit, now, expires, using) -> list[Job]:
-    select, update_set = _claim_sql(connection, queues, skip_locked=True)
+    dt = connection.ops.adapt_datetimefield_value
+    pick, pick_params = _pick_sql(connection, queues, dt(now), limit, lock=True)
     table = _q(connection, Job._meta.db_table)
     pk = _q(connection, Job._meta.pk.column)
-    dt = connection.ops.adapt_datetimefield_value
     # A MATERIALIZED CTE runs the locking SELECT exactly once; the rows it locked
     # cannot change under us, so the UPDATE needs no second state check.
     sql = (
-        f"WITH picked AS MATERIALIZED ({select}) "
-        f"UPDATE {table} SET {update_set} FROM picked WHERE {table}.{pk} = picked.{pk} "
-        f"RETURNING {', '.join(f'{table}.' + c for c in _columns(connection).split(', '))}"
+        f"WITH picked AS MATERIALIZED ({pick}) "
+        f"UPDATE {table} SET {_update_set(connection)} FROM picked "
+        f"WHERE {table}.{pk} = picked.{pk} "
+        f"RETURNING {_columns(connection, table)}"
     )
-    params = [queues, dt(now), limit, owner, dt(expires), dt(now), dt(now)]
-    return list(Job.objects.db_manager(using).raw(sql, params))
+    params = [*pick_params, owner, dt(expires), dt(now), dt(now)]
+    jobs = list(Job.objects.db_manager(using).raw(sql, params))
+    _fill_claimed(jobs, owner, now, expires)
+    return jobs
 
 
 def _claim_sqlite(connection, owner, queues, limit, now, expires, using) -> list[Job]:
-    select, update_set = _claim_sql(connection, queues, skip_locked=False)
+    dt = connection.ops.adapt_datetimefield_value
+    pick, pick_params = _pick_sql(connection, queues, dt(now), limit, lock=False)
     table = _q(connection, Job._meta.db_table)
     pk = _q(connection, Job._meta.pk.column)
-    dt = connection.ops.adapt_datetimefield_value
     sql = (
-        f"UPDATE {table} SET {update_set} WHERE {pk} IN ({select}) "
+        f"UPDATE {table} SET {_update_set(connection)} WHERE {pk} IN ({pick}) "
         f"RETURNING {_columns(connection)}"
     )
-    params = [owner, dt(expires), dt(now), dt(now), *queues, dt(now), limit]
+    params = [owner, dt(expires), dt(now), dt(now), *pick_params]
     connection.ensure_connection()
     if connection.in_atomic_block:
-        return list(Job.objects.db_manager(using).raw(sql, params))
+        jobs = list(Job.objects.db_manager(using).raw(sql, params))
+        _fill_claimed(jobs, owner, now, expires)
+        return jobs
     # BEGIN IMMEDIATE takes SQLite's single write lock up front (waiting up to the
     # busy timeout), so the select-and-update below can never see a stale snapshot.
     with connection.cursor() as cursor:
@@ -146,6 +186,7 @@ def _claim_sqlite(connection, owner, queues, limit, now, expires, using) -> list
         raise
     with connection.cursor() as cursor:
         cursor.execute("COMMIT")
+    _fill_claimed(jobs, owner, now, expires)
     return jobs
 
 
@@ -167,14 +208,11 @@ def _claim_select_then_update(owner, queues, limit, now, expires, using) -> list
             attempts=F("attempts") + 1,
             started_at=now,
             modified=now,
+            finished_at=None,
         )
     for job in jobs:
-        job.state = JobStates.PROCESSING
-        job.lease_owner = owner
-        job.lease_expires_at = expires
         job.attempts += 1
-        job.started_at = now
-        job.modified = now
+    _fill_claimed(jobs, owner, now, expires)
     return jobs
 
 
@@ -249,21 +287,35 @@ def prepare_connection(connection: BaseDatabaseWrapper) -> None:
             cursor.execute("PRAGMA synchronous = NORMAL")
 
 
-def install_schema_objects(apps, schema_editor) -> None:
-    """Migration step: the claim index (partial where possible) and the NOTIFY trigger."""
-    connection = schema_editor.connection
-    table = _q(connection, "django_dbq_job")
-    states = ", ".join(f"'{s}'" for s in RUNNABLE_STATES)
-    if connection.vendor in ("postgresql", "sqlite"):
-        schema_editor.execute(
+def _index_sql(vendor: str, table: str) -> list[str]:
+    runnable = ", ".join(f"'{s}'" for s in RUNNABLE_STATES)
+    finished = f"'{JobStates.COMPLETED}', '{JobStates.FAILED}'"
+    if vendor in ("postgresql", "sqlite"):
+        # Partial indexes: each row version sits in at most one of them, so a state
+        # change touches the primary key and one small index, and a guard such as
+        # "state = 'PROCESSING' AND id IN (...)" is always served by the primary key.
+        return [
             f"CREATE INDEX {CLAIM_INDEX} ON {table} (queue_name, priority DESC, created) "
-            f"WHERE state IN ({states})"
-        )
-    else:
-        schema_editor.execute(
-            f"CREATE INDEX {CLAIM_INDEX} ON {table} (state, queue_name, priority, created)"
-        )
+            f"WHERE state IN ({runnable})",
+            f"CREATE INDEX {LEASE_INDEX} ON {table} (lease_expires_at) "
+            "WHERE lease_expires_at IS NOT NULL",
+            f"CREATE INDEX {PRUNE_INDEX} ON {table} (created) WHERE state IN ({finished})",
+        ]
+    return [
+        f"CREATE INDEX {CLAIM_INDEX} ON {table} (state, queue_name, priority, created)",
+        f"CREATE INDEX {LEASE_INDEX} ON {table} (state, lease_expires_at)",
+        f"CREATE INDEX {PRUNE_INDEX} ON {table} (state, created)",
+    ]
+
+
+def install_schema_objects(apps, schema_editor) -> None:
+    """Migration step: the claim, lease and prune indexes, and the NOTIFY trigger."""
+    connection = schema_editor.connection
+    table = _q(connection, Job._meta.db_table)
+    for statement in _index_sql(connection.vendor, table):
+        schema_editor.execute(statement)
     if connection.vendor == "postgresql":
+        states = ", ".join(f"'{s}'" for s in RUNNABLE_STATES)
         schema_editor.execute(
             f"""
             CREATE OR REPLACE FUNCTION {TRIGGER_FUNCTION}() RETURNS trigger AS $$
@@ -286,11 +338,12 @@ def install_schema_objects(apps, schema_editor) -> None:
 def remove_schema_objects(apps, schema_editor) -> None:
     """Reverse of :func:`install_schema_objects`."""
     connection = schema_editor.connection
-    table = _q(connection, "django_dbq_job")
+    table = _q(connection, Job._meta.db_table)
     if connection.vendor == "postgresql":
         schema_editor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER} ON {table}")
         schema_editor.execute(f"DROP FUNCTION IF EXISTS {TRIGGER_FUNCTION}()")
-    if connection.vendor == "mysql":
-        schema_editor.execute(f"DROP INDEX {CLAIM_INDEX} ON {table}")
-    else:
-        schema_editor.execute(f"DROP INDEX IF EXISTS {CLAIM_INDEX}")
+    for index in (CLAIM_INDEX, LEASE_INDEX, PRUNE_INDEX):
+        if connection.vendor == "mysql":
+            schema_editor.execute(f"DROP INDEX {index} ON {table}")
+        else:
+            schema_editor.execute(f"DROP INDEX IF EXISTS {index}")

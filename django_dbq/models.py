@@ -152,12 +152,9 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-priority", "created"]
-        indexes = [
-            # delete_old_jobs and the lease rescue both look up rows by state and age.
-            models.Index(fields=["state", "created"], name="django_dbq_state_created"),
-        ]
-        # The claim index is partial where the database supports it and so is created
-        # per vendor by migration 0002 (see claiming.claim_index_sql).
+        # The indexes differ by database (partial where supported) and so are created
+        # by migration 0002 from claiming.install_schema_objects: one serving the
+        # claim, one the lease rescue, one delete_old_jobs.
 
     def __str__(self) -> str:
         return f"{self.name} {self.pk} ({self.state})"

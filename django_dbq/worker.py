@@ -85,7 +85,11 @@ class Worker:
         self._stop = threading.Event()
         self._force = threading.Event()
         self._threads_stop = threading.Event()
+        self._completer_stop = threading.Event()
+        self._completer: threading.Thread | None = None
         self._avg_duration = 0.01
+        self._low_water = 1
+        self._done_ready = threading.Event()
         self._last_claim = 0.0
         self._runners: list[threading.Thread] = []
         self._helpers: list[threading.Thread] = []
@@ -121,7 +125,6 @@ class Worker:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                self._flush()
                 room = self._room()
                 found = self._claim(room) if room else None
                 backoff = 0.5
@@ -145,20 +148,30 @@ class Worker:
             self._wake.wait(timeout)
 
     def _room(self) -> int:
-        """How many jobs to claim now: enough to keep every runner busy for a while."""
+        """How many jobs to claim now.
+
+        Fast jobs are double-buffered: a new batch is claimed while the runners
+        still have one to work through, each batch sized to about
+        ``CLAIM_WINDOW_SECONDS`` of work (at most ``DBQ_CLAIM_BATCH``). Slow jobs are
+        claimed only as runners free up, so that they are not held back from
+        other workers.
+        """
         buffered = self._ready.qsize()
-        if buffered >= self.concurrency:
-            return 0
         if self.rate_limit:
             if time.monotonic() - self._last_claim < self.rate_limit or self._held_count():
                 return 0
             return 1
         with self._lock:
             running = len(self._running)
-        per_runner = max(1, int(CLAIM_WINDOW_SECONDS / max(self._avg_duration, 1e-6)))
-        target = min(self.claim_batch, self.concurrency * per_runner)
-        target = max(target, self.concurrency)
-        return max(0, target - buffered - running)
+        if self._avg_duration >= CLAIM_WINDOW_SECONDS:
+            self._low_water = 1
+            return max(0, self.concurrency - buffered - running)
+        per_runner = int(CLAIM_WINDOW_SECONDS / max(self._avg_duration, 1e-6))
+        batch = max(self.concurrency, min(self.claim_batch, self.concurrency * per_runner))
+        self._low_water = batch
+        if buffered >= batch:
+            return 0
+        return min(self.claim_batch, max(0, 2 * batch - buffered - running))
 
     def _claim(self, room: int) -> int:
         self._last_claim = time.monotonic()
@@ -207,6 +220,9 @@ class Worker:
             thread = threading.Thread(target=self._run_jobs, name=f"dbq-runner-{number}")
             thread.start()
             self._runners.append(thread)
+        completer = threading.Thread(target=self._complete, name="dbq-completer", daemon=True)
+        completer.start()
+        self._completer = completer
         heartbeat = threading.Thread(target=self._heartbeat, name="dbq-heartbeat", daemon=True)
         heartbeat.start()
         self._helpers.append(heartbeat)
@@ -224,7 +240,7 @@ class Worker:
                 job, before = item
                 with self._lock:
                     self._running.add(job.pk)
-                if self._ready.qsize() < self.concurrency:
+                if self._ready.qsize() < self._low_water:
                     self._wake.set()
                 self._run_one(job, before)
         finally:
@@ -247,12 +263,39 @@ class Worker:
             self._running.discard(job.pk)
             if outcome.kind == "completed":
                 self._done.append(outcome)
-                flush_now = len(self._done) >= self.claim_batch
             else:
                 self._held.pop(job.pk, None)
-                flush_now = False
-        if flush_now or self._ready.qsize() == 0:
-            self._wake.set()
+        self._done_ready.set()
+
+    def _complete(self) -> None:
+        """Completer thread: write finished jobs in batches, on its own connection.
+
+        It waits briefly after the first completion so that a burst of fast jobs is
+        written in one statement; a slow job's completion is written within a few
+        milliseconds.
+        """
+        backoff = 0.5
+        try:
+            while True:
+                self._done_ready.wait(0.5)
+                if self._completer_stop.is_set() and not self._done:
+                    return
+                if not self._done:
+                    continue
+                self._completer_stop.wait(0.002)
+                self._done_ready.clear()
+                try:
+                    self._flush()
+                    backoff = 0.5
+                except DB_ERRORS as exc:
+                    logger.warning("Could not save completed jobs (%s); retrying", exc)
+                    connections[self.using].close()
+                    self._completer_stop.wait(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    self._done_ready.set()
+                self._wake.set()
+        finally:
+            connections.close_all()
 
     # --- heartbeat: leases and rescue -------------------------------------------------------
 
@@ -315,10 +358,9 @@ class Worker:
         while any(t.is_alive() for t in self._runners):
             if self._force.is_set() or time.monotonic() >= deadline:
                 break
-            self._safely(self._flush)
             self._wake.wait(0.05)
             self._wake.clear()
-        self._safely(self._flush)
+        self._stop_completer()
         with self._lock:
             unfinished = list(self._running)
         if any(t.is_alive() for t in self._runners):
@@ -335,6 +377,14 @@ class Worker:
         connection_created.disconnect(dispatch_uid="django_dbq.prepare")
         connections.close_all()
         logger.info("Worker %s stopped after %d job step(s)", self.owner, self.processed)
+
+    def _stop_completer(self) -> None:
+        """Let the completer write what is left, then flush anything it could not."""
+        self._completer_stop.set()
+        self._done_ready.set()
+        if self._completer is not None:
+            self._completer.join(timeout=30)
+        self._safely(self._flush)
 
     def _release(self, ids: list[Any]) -> None:
         released = models.release(self.owner, ids)

@@ -1,4 +1,4 @@
-"""The claim index (partial on PostgreSQL and SQLite) and, on PostgreSQL, the
+"""The claim, lease and prune indexes (partial on PostgreSQL and SQLite) and the PostgreSQL
 trigger that sends NOTIFY when jobs are inserted. Both differ by database, so
 they are created by claiming.py rather than declared on the model."""
 
