@@ -11,8 +11,15 @@ class JobAdmin(admin.ModelAdmin):
     list_filter = ("state", "queue_name", "name")
     search_fields = ("=id", "name")
     readonly_fields = (
-        "id", "created", "modified", "attempts", "errors", "started_at", "finished_at",
-        "lease_owner", "lease_expires_at",
+        "id",
+        "created",
+        "modified",
+        "attempts",
+        "errors",
+        "started_at",
+        "finished_at",
+        "lease_owner",
+        "lease_expires_at",
     )
     date_hierarchy = "created"
     ordering = ("-created",)

@@ -23,8 +23,8 @@ import threading
 from collections.abc import Sequence
 
 from django.db import connections, transaction
-from django.db.models import F
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F
 from django.utils import timezone
 
 from .models import RUNNABLE_STATES, Job, JobStates
@@ -45,7 +45,14 @@ def _q(connection: BaseDatabaseWrapper, name: str) -> str:
 
 
 # Columns whose value after a claim we already know: not read back, set in Python.
-_SET_BY_CLAIM = ("state", "lease_owner", "lease_expires_at", "started_at", "modified", "finished_at")
+_SET_BY_CLAIM = (
+    "state",
+    "lease_owner",
+    "lease_expires_at",
+    "started_at",
+    "modified",
+    "finished_at",
+)
 
 
 def _columns(connection: BaseDatabaseWrapper, table: str = "") -> str:
@@ -57,7 +64,9 @@ def _columns(connection: BaseDatabaseWrapper, table: str = "") -> str:
     )
 
 
-def _fill_claimed(jobs: list[Job], owner: str, now: datetime.datetime, expires: datetime.datetime) -> None:
+def _fill_claimed(
+    jobs: list[Job], owner: str, now: datetime.datetime, expires: datetime.datetime
+) -> None:
     for job in jobs:
         job.state = JobStates.PROCESSING
         job.lease_owner = owner
@@ -115,7 +124,9 @@ def _pick_sql(
     states = ", ".join(f"'{s}'" for s in RUNNABLE_STATES)
     order = f"ORDER BY {col('priority')} DESC, {col('created')} LIMIT %s"
     # A lone queue selects ids only; branches of a UNION also carry the sort key.
-    selected = col("id") if len(queues) == 1 else f"{col('id')}, {col('priority')}, {col('created')}"
+    selected = (
+        col("id") if len(queues) == 1 else f"{col('id')}, {col('priority')}, {col('created')}"
+    )
     branch = (
         f"SELECT {selected} FROM {table} "
         f"WHERE {col('state')} IN ({states}) AND {col('queue_name')} = %s "

@@ -61,7 +61,7 @@ def parse_workspace(text: str | None) -> dict[str, Any]:
         raise InvalidWorkspaceError(f"--workspace is not valid JSON: {exc}.") from None
     if not isinstance(value, dict):
         raise InvalidWorkspaceError(
-            f"--workspace must be a JSON object such as '{{\"key\": \"value\"}}', "
+            f'--workspace must be a JSON object such as \'{{"key": "value"}}\', '
             f"not a JSON {type(value).__name__}."
         )
     return value

@@ -139,7 +139,13 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
         if landed:
             logger.warning(
                 "Job failed, will retry: id=%s name=%s task=%s attempt=%s/%s in=%.1fs error=%s",
-                job.pk, job.name, task, job.attempts, max_attempts, delay, record["message_line"],
+                job.pk,
+                job.name,
+                task,
+                job.attempts,
+                max_attempts,
+                delay,
+                record["message_line"],
             )
             _send(signals.job_retried, job=job, exception=error, run_after=run_after)
         kind: OutcomeKind = "retried" if landed else "lost"
@@ -148,7 +154,12 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
         if landed:
             logger.error(
                 "Job failed: id=%s name=%s task=%s attempt=%s error=%s\n%s",
-                job.pk, job.name, task, job.attempts, record["message_line"], record["traceback"],
+                job.pk,
+                job.name,
+                task,
+                job.attempts,
+                record["message_line"],
+                record["traceback"],
             )
             if job_type is not None:
                 try:
@@ -183,12 +194,18 @@ def _log_finish(job: Job, task: str, outcome: str, duration: float) -> None:
     if outcome == "lost":
         logger.warning(
             "Job outcome discarded: id=%s name=%s: this worker no longer holds its lease "
-            "(it was rescued by another worker)", job.pk, job.name,
+            "(it was rescued by another worker)",
+            job.pk,
+            job.name,
         )
         return
     logger.info(
         "Job finished: id=%s name=%s task=%s outcome=%s duration=%.1fms",
-        job.pk, job.name, task, outcome, duration * 1000,
+        job.pk,
+        job.name,
+        task,
+        outcome,
+        duration * 1000,
     )
 
 
@@ -274,7 +291,9 @@ def rescue_expired(rescuer: str, *, limit: int = 100) -> int:
         if failed:
             logger.error(
                 "Job failed: id=%s name=%s: its worker %s was lost and no attempts are left",
-                job.pk, job.name, record["worker"],
+                job.pk,
+                job.name,
+                record["worker"],
             )
             if job_type is not None:
                 try:
@@ -285,6 +304,10 @@ def rescue_expired(rescuer: str, *, limit: int = 100) -> int:
         else:
             logger.warning(
                 "Job rescued: id=%s name=%s: worker %s was lost; back to READY (attempt %s/%s)",
-                job.pk, job.name, record["worker"], job.attempts, max_attempts,
+                job.pk,
+                job.name,
+                record["worker"],
+                job.attempts,
+                max_attempts,
             )
     return rescued

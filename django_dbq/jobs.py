@@ -112,8 +112,7 @@ def _entry_problems(name: Any, entry: Any) -> tuple[dict[str, Any] | None, list[
         problems.append(
             Problem(
                 "django_dbq.E003",
-                f"JOBS[{name!r}] is a {type(entry).__name__}, not a list of task paths "
-                "or a dict.",
+                f"JOBS[{name!r}] is a {type(entry).__name__}, not a list of task paths or a dict.",
                 'Write ["path.to.task", ...] or {"tasks": ["path.to.task", ...], ...}.',
             )
         )
@@ -160,7 +159,9 @@ def _option_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
 
     def bad(key: str, hint: str) -> None:
         problems.append(
-            Problem("django_dbq.E009", f"JOBS[{name!r}][{key!r}] = {entry[key]!r} is invalid.", hint)
+            Problem(
+                "django_dbq.E009", f"JOBS[{name!r}][{key!r}] = {entry[key]!r} is invalid.", hint
+            )
         )
 
     if "max_attempts" in entry and not (
@@ -174,7 +175,9 @@ def _option_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
         or (isinstance(entry["backoff"], str) and entry["backoff"])
     ):
         bad("backoff", "Use a number of seconds >= 0, or the dotted path of f(attempt) -> seconds.")
-    if "backoff_max" in entry and not (_is_number(entry["backoff_max"]) and entry["backoff_max"] >= 0):
+    if "backoff_max" in entry and not (
+        _is_number(entry["backoff_max"]) and entry["backoff_max"] >= 0
+    ):
         bad("backoff_max", "Use a number of seconds >= 0.")
     if "lease_seconds" in entry and not (
         _is_number(entry["lease_seconds"]) and entry["lease_seconds"] >= 1

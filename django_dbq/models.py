@@ -296,25 +296,38 @@ def _guarded_update(job: Job, owner: str, **values: Any) -> bool:
 def mark_advanced(job: Job, owner: str, next_task: str) -> bool:
     """A step succeeded and the chain goes on: READY at ``next_task``."""
     return _guarded_update(
-        job, owner, state=JobStates.READY, next_task=next_task, workspace=job.workspace,
-        attempts=0, lease_expires_at=None,
+        job,
+        owner,
+        state=JobStates.READY,
+        next_task=next_task,
+        workspace=job.workspace,
+        attempts=0,
+        lease_expires_at=None,
     )
 
 
 def mark_retry(job: Job, owner: str, record: dict[str, Any], run_after: datetime.datetime) -> bool:
     """An attempt failed and another is allowed: READY again after ``run_after``."""
     return _guarded_update(
-        job, owner, state=JobStates.READY, errors=_keep_errors(job, record),
-        run_after=run_after, lease_expires_at=None,
+        job,
+        owner,
+        state=JobStates.READY,
+        errors=_keep_errors(job, record),
+        run_after=run_after,
+        lease_expires_at=None,
     )
 
 
 def mark_failed(job: Job, owner: str, record: dict[str, Any]) -> bool:
     """The last attempt failed (or the row can never run): FAILED."""
     return _guarded_update(
-        job, owner, state=JobStates.FAILED, errors=_keep_errors(job, record),
+        job,
+        owner,
+        state=JobStates.FAILED,
+        errors=_keep_errors(job, record),
         workspace=job.workspace if _json_ok(job.workspace) else {},
-        finished_at=timezone.now(), lease_expires_at=None,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
     )
 
 
@@ -328,8 +341,11 @@ def mark_completed(owner: str, done: list[tuple[Job, bool]]) -> int:
     same = [job.pk for job, changed in done if not changed]
     changed = [job for job, was_changed in done if was_changed]
     final = {
-        "state": JobStates.COMPLETED, "next_task": "", "finished_at": now,
-        "lease_expires_at": None, "modified": now,
+        "state": JobStates.COMPLETED,
+        "next_task": "",
+        "finished_at": now,
+        "lease_expires_at": None,
+        "modified": now,
     }
     written = 0
     if same:
@@ -348,9 +364,15 @@ def release(owner: str, ids: list[Any]) -> int:
     """Hand unfinished jobs back (shutdown): READY, and the attempt is not spent."""
     if not ids:
         return 0
-    return Job.objects.held_by(owner).filter(pk__in=ids).update(
-        state=JobStates.READY, attempts=models.F("attempts") - 1, lease_expires_at=None,
-        modified=timezone.now(),
+    return (
+        Job.objects.held_by(owner)
+        .filter(pk__in=ids)
+        .update(
+            state=JobStates.READY,
+            attempts=models.F("attempts") - 1,
+            lease_expires_at=None,
+            modified=timezone.now(),
+        )
     )
 
 
@@ -365,8 +387,10 @@ def renew_leases(owner: str, leases: dict[float, list[Any]]) -> int:
     renewed = 0
     for seconds, ids in leases.items():
         if ids:
-            renewed += Job.objects.held_by(owner).filter(pk__in=ids).update(
-                lease_expires_at=now + datetime.timedelta(seconds=seconds)
+            renewed += (
+                Job.objects.held_by(owner)
+                .filter(pk__in=ids)
+                .update(lease_expires_at=now + datetime.timedelta(seconds=seconds))
             )
     return renewed
 

@@ -9,13 +9,13 @@ with status 0 after a signal, or, in ``--burst`` mode, when every child is done.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,7 +75,9 @@ class Supervisor:
                     continue
                 logger.warning(
                     "Worker process %d exited with status %s; restarting in %.1fs",
-                    child.pid, code, backoff[slot],
+                    child.pid,
+                    code,
+                    backoff[slot],
                 )
                 self._stopping.wait(backoff[slot])
                 backoff[slot] = min(backoff[slot] * 2, RESTART_BACKOFF_MAX)
@@ -99,7 +101,5 @@ class Supervisor:
         self._stopping.set()
         for child in self.children.values():
             if child.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     child.send_signal(signum)
-                except ProcessLookupError:
-                    pass

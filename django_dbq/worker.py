@@ -139,12 +139,12 @@ class Worker:
             if self.burst and found == 0 and not self._held_count():
                 logger.info("Burst mode: no runnable jobs left; stopping")
                 return
-            if room and not found:
-                timeout = self.poll_interval  # idle: LISTEN/NOTIFY or the poll wakes us
-            else:
-                timeout = 1.0  # busy: a runner wakes us when it needs more work
+            # Idle: LISTEN/NOTIFY or the poll wakes us. Busy: a runner wakes us for more.
+            timeout = self.poll_interval if room and not found else 1.0
             if self.rate_limit:
-                timeout = min(timeout, max(0.0, self._last_claim + self.rate_limit - time.monotonic()))
+                timeout = min(
+                    timeout, max(0.0, self._last_claim + self.rate_limit - time.monotonic())
+                )
             self._wake.wait(timeout)
 
     def _room(self) -> int:
@@ -196,7 +196,9 @@ class Worker:
         if not done:
             return
         try:
-            written = models.mark_completed(self.owner, [(o.job, o.workspace_changed) for o in done])
+            written = models.mark_completed(
+                self.owner, [(o.job, o.workspace_changed) for o in done]
+            )
         except BaseException:
             with self._lock:
                 self._done[:0] = done  # keep them for the next try
@@ -205,7 +207,8 @@ class Worker:
             logger.warning(
                 "%d of %d completed jobs were no longer held by this worker (their lease "
                 "expired and another worker took them over); they may run again",
-                len(done) - written, len(done),
+                len(done) - written,
+                len(done),
             )
         with self._lock:
             for outcome in done:
@@ -333,7 +336,8 @@ class Worker:
             else:
                 logger.info(
                     "%s received: finishing running jobs (up to %ss), then stopping",
-                    signal.Signals(signum).name, self.grace,
+                    signal.Signals(signum).name,
+                    self.grace,
                 )
                 self.request_stop()
 
@@ -409,6 +413,12 @@ class Worker:
         logger.info(
             "django_dbq worker %s starting: queues=%s concurrency=%d database=%s lease=%gs "
             "poll=%gs wake=%s%s",
-            self.owner, ",".join(self.queues), self.concurrency, connection.vendor, self.lease,
-            self.poll_interval, wake, " burst" if self.burst else "",
+            self.owner,
+            ",".join(self.queues),
+            self.concurrency,
+            connection.vendor,
+            self.lease,
+            self.poll_interval,
+            wake,
+            " burst" if self.burst else "",
         )

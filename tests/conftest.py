@@ -50,7 +50,10 @@ class WorkerProcess:
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), "worker", *args],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     @property
@@ -82,7 +85,9 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
     def start(*args: str, **env: str) -> WorkerProcess:
-        worker = WorkerProcess(list(args), tmp_path / f"worker-{len(started)}.log", worker_env(**env))
+        worker = WorkerProcess(
+            list(args), tmp_path / f"worker-{len(started)}.log", worker_env(**env)
+        )
         started.append(worker)
         return worker
 
@@ -100,5 +105,9 @@ def run_command(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``manage.py <args>`` as a real subprocess against the test database."""
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
-        cwd=ROOT, env=worker_env(**env), capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=worker_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )

@@ -20,8 +20,11 @@ def record_execution(job):
     if duration:
         time.sleep(duration)
     Execution.objects.create(
-        job_id=job.pk, pid=os.getpid(), thread=threading.current_thread().name,
-        started=started, finished=time.time(),
+        job_id=job.pk,
+        pid=os.getpid(),
+        thread=threading.current_thread().name,
+        started=started,
+        finished=time.time(),
     )
 
 

@@ -252,8 +252,12 @@ def test_signals_are_sent_for_start_finish_retry_and_failure():
     def receiver(signal, **kwargs):
         seen.append((signal, kwargs["job"].name))
 
-    for signal in (signals.job_started, signals.job_finished, signals.job_retried,
-                   signals.job_failed):
+    for signal in (
+        signals.job_started,
+        signals.job_finished,
+        signals.job_retried,
+        signals.job_failed,
+    ):
         signal.connect(receiver, weak=False)
     try:
         Job.objects.create(name="noop")
@@ -263,14 +267,22 @@ def test_signals_are_sent_for_start_finish_retry_and_failure():
         run_claimed()
         run_claimed()
     finally:
-        for signal in (signals.job_started, signals.job_finished, signals.job_retried,
-                       signals.job_failed):
+        for signal in (
+            signals.job_started,
+            signals.job_finished,
+            signals.job_retried,
+            signals.job_failed,
+        ):
             signal.disconnect(receiver)
     assert seen == [
-        (signals.job_started, "noop"), (signals.job_finished, "noop"),
-        (signals.job_started, "flaky"), (signals.job_retried, "flaky"),
-        (signals.job_started, "flaky"), (signals.job_retried, "flaky"),
-        (signals.job_started, "flaky"), (signals.job_failed, "flaky"),
+        (signals.job_started, "noop"),
+        (signals.job_finished, "noop"),
+        (signals.job_started, "flaky"),
+        (signals.job_retried, "flaky"),
+        (signals.job_started, "flaky"),
+        (signals.job_retried, "flaky"),
+        (signals.job_started, "flaky"),
+        (signals.job_failed, "flaky"),
     ]
 
 

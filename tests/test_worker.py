@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -119,7 +120,8 @@ def test_a_job_of_a_killed_worker_is_rescued_and_finished_by_another(start_worke
     rescuer = start_worker("--poll-interval", "0.2", **FAST_RESCUE)
     wait_for(
         lambda: Job.objects.get(pk=job.pk).state == Job.STATES.COMPLETED,
-        timeout=60, message="the rescued job to complete",
+        timeout=60,
+        message="the rescued job to complete",
     )
     job.refresh_from_db()
     assert job.attempts == 2
@@ -135,7 +137,8 @@ def test_an_idle_worker_polls_for_new_jobs(start_worker):
     job = Job.objects.create(name="noop")
     wait_for(
         lambda: Job.objects.get(pk=job.pk).state == Job.STATES.COMPLETED,
-        timeout=20, message="the job to be picked up",
+        timeout=20,
+        message="the job to be picked up",
     )
 
 
@@ -147,7 +150,8 @@ def test_listen_notify_wakes_an_idle_worker_long_before_its_poll(start_worker):
     # The poll is 300 s away: only the NOTIFY sent at commit can explain a pickup.
     wait_for(
         lambda: Job.objects.get(pk=job.pk).state == Job.STATES.COMPLETED,
-        timeout=15, message="NOTIFY pickup",
+        timeout=15,
+        message="NOTIFY pickup",
     )
 
 
@@ -186,14 +190,15 @@ def test_processes_are_supervised_and_a_dead_child_is_replaced(start_worker):
     supervisor = start_worker("--processes", "2", "--poll-interval", "0.2")
     started = re.compile(r"Started worker process (\d+)")
     pids = wait_for(
-        lambda: len(started.findall(supervisor.output())) >= 2 and started.findall(
-            supervisor.output()
+        lambda: (
+            len(started.findall(supervisor.output())) >= 2 and started.findall(supervisor.output())
         ),
         message="two children",
     )
     os.kill(int(pids[0]), signal.SIGKILL)
     wait_for(
-        lambda: len(started.findall(supervisor.output())) >= 3, timeout=30,
+        lambda: len(started.findall(supervisor.output())) >= 3,
+        timeout=30,
         message="a replacement child",
     )
     job = Job.objects.create(name="noop")
@@ -201,9 +206,10 @@ def test_processes_are_supervised_and_a_dead_child_is_replaced(start_worker):
     supervisor.signal(signal.SIGTERM)
     assert supervisor.wait(timeout=60) == 0, supervisor.output()
     for pid in started.findall(supervisor.output()):
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
-            f"/proc/{pid}/status"
-        ).read_text().lower()
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        )
 
 
 @pytest.mark.parametrize(
@@ -225,6 +231,8 @@ def test_rate_limit_spaces_out_job_starts(start_worker):
     jobs = Job.objects.bulk_create_jobs([{"name": "noop"} for _ in range(3)])
     worker = start_worker("--burst", "--rate_limit", "0.3")
     assert worker.wait() == 0, worker.output()
-    starts = sorted(Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list("started_at", flat=True))
-    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
+    starts = sorted(
+        Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list("started_at", flat=True)
+    )
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
     assert len(gaps) == 2 and min(gaps) >= 0.29, gaps

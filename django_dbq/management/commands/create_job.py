@@ -14,7 +14,10 @@ class Command(BaseCommand):
         # Parsed by us, not argparse, so that a bad value gets a one-line error.
         parser.add_argument("--priority", default="0", help="Integer; higher runs first.")
         parser.add_argument(
-            "--run-after", "--run_after", default=None, dest="run_after",
+            "--run-after",
+            "--run_after",
+            default=None,
+            dest="run_after",
             help="ISO-8601 date-time or relative time (+10m, 2h, 1d).",
         )
 

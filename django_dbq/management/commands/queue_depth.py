@@ -9,8 +9,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("queue_names", nargs="*", help="Queues to report (default: all).")
         parser.add_argument(
-            "--exclude_future_jobs", "--exclude-future-jobs", action="store_true",
-            dest="exclude_future_jobs", help="Do not count jobs whose run_after is in the future.",
+            "--exclude_future_jobs",
+            "--exclude-future-jobs",
+            action="store_true",
+            dest="exclude_future_jobs",
+            help="Do not count jobs whose run_after is in the future.",
         )
 
     def handle(self, *args, **options):

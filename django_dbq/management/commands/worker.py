@@ -31,21 +31,32 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("queue_names", nargs="*", help="Queues to serve (default: default).")
-        parser.add_argument("--concurrency", "-c", default="1", help="Jobs run at once, on threads.")
         parser.add_argument(
-            "--processes", "-p", default="1",
+            "--concurrency", "-c", default="1", help="Jobs run at once, on threads."
+        )
+        parser.add_argument(
+            "--processes",
+            "-p",
+            default="1",
             help="Worker processes to run and supervise (restarted if they die).",
         )
         parser.add_argument(
-            "--rate_limit", "--rate-limit", default="0", dest="rate_limit",
+            "--rate_limit",
+            "--rate-limit",
+            default="0",
+            dest="rate_limit",
             help="Minimum seconds between jobs (default 0: no gap).",
         )
         parser.add_argument(
-            "--poll-interval", "--poll_interval", default="1", dest="poll_interval",
+            "--poll-interval",
+            "--poll_interval",
+            default="1",
+            dest="poll_interval",
             help="Seconds between polls when idle (default 1).",
         )
         parser.add_argument(
-            "--grace", default="25",
+            "--grace",
+            default="25",
             help="Seconds running jobs get to finish after SIGTERM (default 25).",
         )
         parser.add_argument(
