@@ -396,8 +396,9 @@ def renew_leases(owner: str, leases: dict[float, list[Any]]) -> int:
 
 
 def _json_ok(value: Any) -> bool:
+    """Whether ``value`` can be stored as a workspace on every supported database."""
     try:
-        json.dumps(value)
-    except (TypeError, ValueError):
+        validate_workspace(value)
+    except InvalidWorkspaceError:
         return False
-    return isinstance(value, dict)
+    return True

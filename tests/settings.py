@@ -50,6 +50,10 @@ TEMPLATES = [
 ]
 
 
+# Lets two test runs share a database server without sharing a test database.
+TEST_SUFFIX = os.environ.get("DBQ_TEST_SUFFIX", "")
+
+
 def _database() -> dict:
     url = os.environ.get("DATABASE_URL", "")
     if url:
@@ -67,10 +71,12 @@ def _database() -> dict:
                 "timeout": 30,
             }
         )
-        config["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+        config["TEST"] = {"NAME": str(BASE_DIR / f"test-db{TEST_SUFFIX}.sqlite3")}
     elif engine.endswith("mysql"):
         config.setdefault("OPTIONS", {}).update({"charset": "utf8mb4"})
         config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+    if not engine.endswith("sqlite3"):
+        config.setdefault("TEST", {})["NAME"] = f"test_{config['NAME']}{TEST_SUFFIX}"
     if os.environ.get("DBQ_DATABASE_NAME"):
         config["NAME"] = os.environ["DBQ_DATABASE_NAME"]
     return config
