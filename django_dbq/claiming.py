@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 from django.db import connections, transaction
@@ -80,6 +81,36 @@ def _order_key(job: Job) -> tuple[int, datetime.datetime]:
     return (-job.priority, job.created)
 
 
+class ClaimCursor:
+    """Where one worker's last claims stopped, per queue (PostgreSQL).
+
+    After a claim, the claimed rows' entries in the claim index point at dead row
+    versions until VACUUM removes them, and PostgreSQL cannot mark them dead
+    while reading them (the same scan locked and updated those rows). A scan from
+    the start of the index would step over every job claimed since the last
+    VACUUM: claims would get slower as a drain goes on. So a worker first looks
+    only at or after the position where its last claim of that queue stopped
+    (and at higher priorities), and scans from the start only when that finds
+    too little or ``FULL_SCAN_EVERY`` seconds have passed, so a job that became
+    runnable again behind that position (a retry, a chain's next step) waits at
+    most that long while the queue is busy.
+    """
+
+    FULL_SCAN_EVERY = 1.0
+
+    def __init__(self) -> None:
+        self.positions: dict[str, tuple[int, datetime.datetime]] = {}
+        self.full_scan_at = 0.0
+
+    def usable(self, queues: Sequence[str]) -> bool:
+        fresh = time.monotonic() - self.full_scan_at < self.FULL_SCAN_EVERY
+        return fresh and all(queue in self.positions for queue in queues)
+
+    def advance(self, jobs: list[Job]) -> None:
+        for job in jobs:  # in run order: the last one per queue is where we stopped
+            self.positions[job.queue_name] = (job.priority, job.created)
+
+
 def claim(
     owner: str,
     queues: Sequence[str],
@@ -88,11 +119,14 @@ def claim(
     *,
     using: str = "default",
     now: datetime.datetime | None = None,
+    cursor: ClaimCursor | None = None,
 ) -> list[Job]:
     """Claim up to ``limit`` runnable jobs for ``owner``; return them in run order.
 
     Each returned job is PROCESSING, leased to ``owner`` until now + ``lease_seconds``
     and has had its ``attempts`` counted. ``now`` defaults to the current time.
+    A worker passes its :class:`ClaimCursor` so that busy queues are claimed from
+    where it left off (PostgreSQL).
     """
     if limit <= 0 or not queues:
         return []
@@ -100,45 +134,80 @@ def claim(
     now = now or timezone.now()
     expires = now + datetime.timedelta(seconds=lease_seconds)
     vendor = connection.vendor
+    queues = list(queues)
     if vendor == "postgresql":
-        jobs = _claim_returning(connection, owner, list(queues), limit, now, expires, using)
+        args = (connection, owner, queues, now, expires, using)
+        jobs: list[Job] = []
+        if cursor is not None and cursor.usable(queues):
+            jobs = _claim_returning(*args, limit, after=cursor.positions)
+        if len(jobs) < limit:
+            jobs += _claim_returning(*args, limit - len(jobs))
+            if cursor is not None:
+                cursor.full_scan_at = time.monotonic()
     elif vendor == "sqlite":
-        jobs = _claim_sqlite(connection, owner, list(queues), limit, now, expires, using)
+        jobs = _claim_sqlite(connection, owner, queues, limit, now, expires, using)
     else:
-        jobs = _claim_select_then_update(owner, list(queues), limit, now, expires, using)
+        jobs = _claim_select_then_update(owner, queues, limit, now, expires, using)
     jobs.sort(key=_order_key)
+    if cursor is not None:
+        cursor.advance(jobs)
     return jobs
 
 
 def _pick_sql(
-    connection: BaseDatabaseWrapper, queues: list[str], now: object, limit: int, *, lock: bool
+    connection: BaseDatabaseWrapper,
+    queues: list[str],
+    now: object,
+    limit: int,
+    *,
+    lock: bool,
+    after: dict[str, tuple[int, datetime.datetime]] | None = None,
 ) -> tuple[str, list[object]]:
     """SELECT the ids of the next runnable jobs, in an order an index can serve.
 
     Each queue gets its own ``queue_name = %s`` branch: with ``IN``/``ANY`` the
     database can no longer read the claim index in (priority, created) order and
-    sorts every runnable row instead.
+    sorts every runnable row instead. With ``after``, each queue is read only at
+    or after a position: same priority and not older, or a higher priority.
     """
     table = _q(connection, Job._meta.db_table)
     col = lambda name: _q(connection, Job._meta.get_field(name).column)  # noqa: E731
+    dt = connection.ops.adapt_datetimefield_value
     states = ", ".join(f"'{s}'" for s in RUNNABLE_STATES)
     order = f"ORDER BY {col('priority')} DESC, {col('created')} LIMIT %s"
-    # A lone queue selects ids only; branches of a UNION also carry the sort key.
+    conditions: list[tuple[str, list[object]]] = []
+    for queue in queues:
+        if after is None:
+            conditions.append(("", [queue]))
+        else:
+            priority, created = after[queue]
+            conditions.append(
+                (
+                    f"AND {col('priority')} = %s AND {col('created')} >= %s",
+                    [queue, priority, dt(created)],
+                )
+            )
+            conditions.append((f"AND {col('priority')} > %s", [queue, priority]))
+    # A lone branch selects ids only; branches of a UNION also carry the sort key.
     selected = (
-        col("id") if len(queues) == 1 else f"{col('id')}, {col('priority')}, {col('created')}"
+        col("id") if len(conditions) == 1 else f"{col('id')}, {col('priority')}, {col('created')}"
     )
     branch = (
         f"SELECT {selected} FROM {table} "
-        f"WHERE {col('state')} IN ({states}) AND {col('queue_name')} = %s "
+        f"WHERE {col('state')} IN ({states}) AND {col('queue_name')} = %s {{extra}} "
         f"AND ({col('run_after')} IS NULL OR {col('run_after')} <= %s) {order}"
         + (" FOR UPDATE SKIP LOCKED" if lock else "")
     )
-    if len(queues) == 1:
-        return branch, [queues[0], now, limit]
+    params: list[object] = []
+    parts = []
+    for extra, values in conditions:
+        parts.append(branch.replace("{extra}", extra))
+        params += [*values, now, limit]
+    if len(parts) == 1:
+        return parts[0], params
     branches = " UNION ALL ".join(
-        f"SELECT * FROM ({branch}) AS q{number}" for number in range(len(queues))
+        f"SELECT * FROM ({part}) AS q{number}" for number, part in enumerate(parts)
     )
-    params: list[object] = [p for queue in queues for p in (queue, now, limit)]
     return f"SELECT {col('id')} FROM ({branches}) AS runnable {order}", [*params, limit]
 
 
@@ -151,9 +220,11 @@ def _update_set(connection: BaseDatabaseWrapper) -> str:
     )
 
 
-def _claim_returning(connection, owner, queues, limit, now, expires, using) -> list[Job]:
+def _claim_returning(
+    connection, owner, queues, now, expires, using, limit, after=None
+) -> list[Job]:
     dt = connection.ops.adapt_datetimefield_value
-    pick, pick_params = _pick_sql(connection, queues, dt(now), limit, lock=True)
+    pick, pick_params = _pick_sql(connection, queues, dt(now), limit, lock=True, after=after)
     table = _q(connection, Job._meta.db_table)
     pk = _q(connection, Job._meta.pk.column)
     # A MATERIALIZED CTE runs the locking SELECT exactly once; the rows it locked

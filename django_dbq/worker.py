@@ -89,6 +89,7 @@ class Worker:
         self._completer: threading.Thread | None = None
         self._avg_duration = 0.01
         self._low_water = 1
+        self._cursor = claiming.ClaimCursor()
         self._done_ready = threading.Event()
         self._last_claim = 0.0
         self._runners: list[threading.Thread] = []
@@ -175,7 +176,9 @@ class Worker:
 
     def _claim(self, room: int) -> int:
         self._last_claim = time.monotonic()
-        claimed = claiming.claim(self.owner, self.queues, room, self.lease, using=self.using)
+        claimed = claiming.claim(
+            self.owner, self.queues, room, self.lease, using=self.using, cursor=self._cursor
+        )
         types = jobs.job_types()
         with self._lock:
             for job in claimed:

@@ -137,3 +137,36 @@ def test_insert_notifies_listeners_at_commit_once_per_queue():
         )
         notes = list(listener.notifies(timeout=1))
     assert sorted(n.payload for n in notes) == ["b", "default"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the claim cursor is PostgreSQL's")
+def test_a_claim_cursor_resumes_where_the_last_claim_stopped_and_rescans_from_the_start():
+    now = timezone.now()
+    first = [make(created=now + datetime.timedelta(seconds=n)) for n in range(3)]
+    cursor = claiming.ClaimCursor()
+    claimed = claiming.claim("me", ["default"], 2, 30, cursor=cursor)
+    assert [j.pk for j in claimed] == [first[0].pk, first[1].pk]
+    assert cursor.positions == {"default": (0, first[1].created)}
+    # A job that is runnable again behind the cursor (say, a retry) ...
+    behind = make(created=now - datetime.timedelta(hours=1))
+    newer = make(created=now + datetime.timedelta(seconds=10))
+    # ... is not seen while the cursor is fresh and finds enough work after it,
+    assert [j.pk for j in claiming.claim("me", ["default"], 1, 30, cursor=cursor)] == [first[2].pk]
+    # but a claim that finds too little after the cursor rescans from the start.
+    claimed = claiming.claim("me", ["default"], 5, 30, cursor=cursor)
+    assert [j.pk for j in claimed] == [behind.pk, newer.pk]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the claim cursor is PostgreSQL's")
+def test_a_claim_cursor_still_sees_higher_priorities_and_goes_stale():
+    now = timezone.now()
+    make(created=now)
+    make(created=now + datetime.timedelta(seconds=1))
+    cursor = claiming.ClaimCursor()
+    claiming.claim("me", ["default"], 1, 30, cursor=cursor)
+    urgent = make(priority=5, created=now - datetime.timedelta(hours=1))
+    assert [j.pk for j in claiming.claim("me", ["default"], 1, 30, cursor=cursor)] == [urgent.pk]
+    behind = make(created=now - datetime.timedelta(hours=1))
+    cursor.full_scan_at -= claiming.ClaimCursor.FULL_SCAN_EVERY
+    assert not cursor.usable(["default"])
+    assert [j.pk for j in claiming.claim("me", ["default"], 1, 30, cursor=cursor)] == [behind.pk]
