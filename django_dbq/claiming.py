@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F
+from django.db.models import Count, F, Min
 from django.utils import timezone
 
 from .models import RUNNABLE_STATES, Job, JobStates
@@ -36,6 +36,7 @@ NOTIFY_CHANNEL = "django_dbq"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 CLAIM_INDEX = "django_dbq_claim"
 LEASE_INDEX = "django_dbq_lease"
+BATCH_INDEX = "django_dbq_batch"
 PRUNE_INDEX = "django_dbq_prune"
 TRIGGER_FUNCTION = "django_dbq_notify_insert"
 TRIGGER = "django_dbq_job_notify"
@@ -135,19 +136,30 @@ def claim(
     expires = now + datetime.timedelta(seconds=lease_seconds)
     vendor = connection.vendor
     queues = list(queues)
+    dt = connection.ops.adapt_datetimefield_value
+    lock = vendor == "postgresql"
     if vendor == "postgresql":
-        args = (connection, owner, queues, now, expires, using)
         jobs: list[Job] = []
         if cursor is not None and cursor.usable(queues):
-            jobs = _claim_returning(*args, limit, after=cursor.positions)
+            pick = _pick_sql(connection, queues, dt(now), limit, lock=lock, after=cursor.positions)
+            jobs = _claim_returning(connection, owner, pick, now, expires, using)
         if len(jobs) < limit:
-            jobs += _claim_returning(*args, limit - len(jobs))
+            pick = _pick_sql(connection, queues, dt(now), limit - len(jobs), lock=lock)
+            jobs += _claim_returning(connection, owner, pick, now, expires, using)
             if cursor is not None:
                 cursor.full_scan_at = time.monotonic()
     elif vendor == "sqlite":
-        jobs = _claim_sqlite(connection, owner, queues, limit, now, expires, using)
+        pick = _pick_sql(connection, queues, dt(now), limit, lock=False)
+        jobs = _claim_sqlite(connection, owner, pick, now, expires, using)
     else:
-        jobs = _claim_select_then_update(owner, queues, limit, now, expires, using)
+        candidates = (
+            Job.objects.db_manager(using)
+            .runnable(now=now)
+            .in_queues(queues)
+            .filter(batch_key__isnull=True)
+            .order_by("-priority", "created")
+        )
+        jobs = _claim_select_then_update(owner, candidates, limit, now, expires, using)
     jobs.sort(key=_order_key)
     if cursor is not None:
         cursor.advance(jobs)
@@ -194,7 +206,8 @@ def _pick_sql(
     )
     branch = (
         f"SELECT {selected} FROM {table} "
-        f"WHERE {col('state')} IN ({states}) AND {col('queue_name')} = %s {{extra}} "
+        f"WHERE {col('state')} IN ({states}) AND {col('batch_key')} IS NULL "
+        f"AND {col('queue_name')} = %s {{extra}} "
         f"AND ({col('run_after')} IS NULL OR {col('run_after')} <= %s) {order}"
         + (" FOR UPDATE SKIP LOCKED" if lock else "")
     )
@@ -211,6 +224,84 @@ def _pick_sql(
     return f"SELECT {col('id')} FROM ({branches}) AS runnable {order}", [*params, limit]
 
 
+def claim_batch(
+    owner: str,
+    name: str,
+    queue: str,
+    batch_key: str,
+    size: int,
+    lease_seconds: float,
+    *,
+    using: str = "default",
+    now: datetime.datetime | None = None,
+) -> list[Job]:
+    """Claim up to ``size`` runnable jobs of batch job type ``name``, one queue and key.
+
+    Oldest first; priority does not apply within a batch.
+    """
+    connection = connections[using]
+    now = now or timezone.now()
+    expires = now + datetime.timedelta(seconds=lease_seconds)
+    if connection.vendor == "mysql":
+        candidates = (
+            Job.objects.db_manager(using)
+            .runnable(now=now)
+            .filter(name=name, queue_name=queue, batch_key=batch_key)
+            .order_by("created")
+        )
+        jobs = _claim_select_then_update(owner, candidates, size, now, expires, using)
+    else:
+        dt = connection.ops.adapt_datetimefield_value
+        col = lambda field: _q(connection, Job._meta.get_field(field).column)  # noqa: E731
+        states = ", ".join(f"'{s}'" for s in RUNNABLE_STATES)
+        pick = (
+            f"SELECT {col('id')} FROM {_q(connection, Job._meta.db_table)} "
+            f"WHERE {col('state')} IN ({states}) AND {col('name')} = %s "
+            f"AND {col('queue_name')} = %s AND {col('batch_key')} = %s "
+            f"AND ({col('run_after')} IS NULL OR {col('run_after')} <= %s) "
+            f"ORDER BY {col('created')} LIMIT %s"
+            + (" FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""),
+            [name, queue, batch_key, dt(now), size],
+        )
+        if connection.vendor == "postgresql":
+            jobs = _claim_returning(connection, owner, pick, now, expires, using)
+        else:
+            jobs = _claim_sqlite(connection, owner, pick, now, expires, using)
+    jobs.sort(key=lambda job: job.created)
+    return jobs
+
+
+def ripe_batches(
+    batch_types: dict[str, int | float],
+    sizes: dict[str, int],
+    queues: Sequence[str],
+    *,
+    using: str = "default",
+    now: datetime.datetime | None = None,
+    flush: bool = False,
+) -> list[tuple[str, str, str]]:
+    """The (name, queue, batch key) groups whose batch is due: ``size`` runnable jobs,
+    or the oldest has waited its type's ``wait`` seconds (``batch_types`` maps
+    name -> wait). With ``flush``, every group with a runnable job is due."""
+    if not batch_types or not queues:
+        return []
+    now = now or timezone.now()
+    rows = (
+        Job.objects.db_manager(using)
+        .runnable(now=now)
+        .filter(name__in=list(batch_types), queue_name__in=list(queues), batch_key__isnull=False)
+        .order_by()
+        .values("name", "queue_name", "batch_key")
+        .annotate(count=Count("pk"), oldest=Min("created"))
+    )
+    due = []
+    for row in rows:
+        waited = (now - row["oldest"]).total_seconds()
+        if flush or row["count"] >= sizes[row["name"]] or waited >= batch_types[row["name"]]:
+            due.append((row["oldest"], row["name"], row["queue_name"], row["batch_key"]))
+    return [(name, queue, key) for _, name, queue, key in sorted(due)]
+
+
 def _update_set(connection: BaseDatabaseWrapper) -> str:
     col = lambda name: _q(connection, Job._meta.get_field(name).column)  # noqa: E731
     return (
@@ -220,17 +311,16 @@ def _update_set(connection: BaseDatabaseWrapper) -> str:
     )
 
 
-def _claim_returning(
-    connection, owner, queues, now, expires, using, limit, after=None
-) -> list[Job]:
+def _claim_returning(connection, owner, pick, now, expires, using) -> list[Job]:
+    """PostgreSQL: lock the picked rows and mark them PROCESSING in one statement."""
     dt = connection.ops.adapt_datetimefield_value
-    pick, pick_params = _pick_sql(connection, queues, dt(now), limit, lock=True, after=after)
+    pick_sql, pick_params = pick
     table = _q(connection, Job._meta.db_table)
     pk = _q(connection, Job._meta.pk.column)
     # A MATERIALIZED CTE runs the locking SELECT exactly once; the rows it locked
     # cannot change under us, so the UPDATE needs no second state check.
     sql = (
-        f"WITH picked AS MATERIALIZED ({pick}) "
+        f"WITH picked AS MATERIALIZED ({pick_sql}) "
         f"UPDATE {table} SET {_update_set(connection)} FROM picked "
         f"WHERE {table}.{pk} = picked.{pk} "
         f"RETURNING {_columns(connection, table)}"
@@ -241,13 +331,14 @@ def _claim_returning(
     return jobs
 
 
-def _claim_sqlite(connection, owner, queues, limit, now, expires, using) -> list[Job]:
+def _claim_sqlite(connection, owner, pick, now, expires, using) -> list[Job]:
+    """SQLite: one UPDATE ... RETURNING under the write lock of BEGIN IMMEDIATE."""
     dt = connection.ops.adapt_datetimefield_value
-    pick, pick_params = _pick_sql(connection, queues, dt(now), limit, lock=False)
+    pick_sql, pick_params = pick
     table = _q(connection, Job._meta.db_table)
     pk = _q(connection, Job._meta.pk.column)
     sql = (
-        f"UPDATE {table} SET {_update_set(connection)} WHERE {pk} IN ({pick}) "
+        f"UPDATE {table} SET {_update_set(connection)} WHERE {pk} IN ({pick_sql}) "
         f"RETURNING {_columns(connection)}"
     )
     params = [owner, dt(expires), dt(now), dt(now), *pick_params]
@@ -272,15 +363,10 @@ def _claim_sqlite(connection, owner, queues, limit, now, expires, using) -> list
     return jobs
 
 
-def _claim_select_then_update(owner, queues, limit, now, expires, using) -> list[Job]:
+def _claim_select_then_update(owner, candidates, limit, now, expires, using) -> list[Job]:
+    """MySQL/MariaDB: SELECT ... FOR UPDATE SKIP LOCKED, then UPDATE, in one transaction."""
     with transaction.atomic(using=using):
-        jobs = list(
-            Job.objects.db_manager(using)
-            .select_for_update(skip_locked=True)
-            .runnable(now=now)
-            .in_queues(queues)
-            .order_by("-priority", "created")[:limit]
-        )
+        jobs = list(candidates.select_for_update(skip_locked=True)[:limit])
         if not jobs:
             return []
         Job.objects.db_manager(using).filter(pk__in=[j.pk for j in jobs]).update(
@@ -378,13 +464,16 @@ def _index_sql(vendor: str, table: str) -> list[str]:
         # "state = 'PROCESSING' AND id IN (...)" is always served by the primary key.
         return [
             f"CREATE INDEX {CLAIM_INDEX} ON {table} (queue_name, priority DESC, created) "
-            f"WHERE state IN ({runnable})",
+            f"WHERE state IN ({runnable}) AND batch_key IS NULL",
+            f"CREATE INDEX {BATCH_INDEX} ON {table} (name, queue_name, batch_key, created) "
+            f"WHERE state IN ({runnable}) AND batch_key IS NOT NULL",
             f"CREATE INDEX {LEASE_INDEX} ON {table} (lease_expires_at) "
             "WHERE lease_expires_at IS NOT NULL",
             f"CREATE INDEX {PRUNE_INDEX} ON {table} (created) WHERE state IN ({finished})",
         ]
     return [
         f"CREATE INDEX {CLAIM_INDEX} ON {table} (state, queue_name, priority, created)",
+        f"CREATE INDEX {BATCH_INDEX} ON {table} (state, name, queue_name, batch_key, created)",
         f"CREATE INDEX {LEASE_INDEX} ON {table} (state, lease_expires_at)",
         f"CREATE INDEX {PRUNE_INDEX} ON {table} (state, created)",
     ]
@@ -424,8 +513,31 @@ def remove_schema_objects(apps, schema_editor) -> None:
     if connection.vendor == "postgresql":
         schema_editor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER} ON {table}")
         schema_editor.execute(f"DROP FUNCTION IF EXISTS {TRIGGER_FUNCTION}()")
-    for index in (CLAIM_INDEX, LEASE_INDEX, PRUNE_INDEX):
+    for index in (CLAIM_INDEX, BATCH_INDEX, LEASE_INDEX, PRUNE_INDEX):
         if connection.vendor == "mysql":
             schema_editor.execute(f"DROP INDEX {index} ON {table}")
         else:
             schema_editor.execute(f"DROP INDEX IF EXISTS {index}")
+
+
+def claim_job(
+    owner: str, pk: object, lease_seconds: float, *, using: str = "default"
+) -> Job | None:
+    """Claim one given job if it is runnable now (used by the synchronous mode)."""
+    now = timezone.now()
+    expires = now + datetime.timedelta(seconds=lease_seconds)
+    claimed = (
+        Job.objects.db_manager(using)
+        .runnable(now=now)
+        .filter(pk=pk)
+        .update(
+            state=JobStates.PROCESSING,
+            lease_owner=owner,
+            lease_expires_at=expires,
+            attempts=F("attempts") + 1,
+            started_at=now,
+            modified=now,
+            finished_at=None,
+        )
+    )
+    return Job.objects.db_manager(using).get(pk=pk) if claimed else None

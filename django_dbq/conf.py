@@ -12,6 +12,8 @@ setting                        default  meaning
                                         jobs whose lease has expired
 ``DBQ_MAX_ERRORS_KEPT``        20       attempt errors kept on a job (oldest go)
 ``DBQ_CLAIM_BATCH``            100      most jobs one worker claims per query
+``DBQ_RUN_SYNCHRONOUSLY``      False    run every new job's chain in the creating
+                                        process when its transaction commits
 =============================  =======  =========================================
 """
 
@@ -26,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "DBQ_RESCUE_INTERVAL": 5.0,
     "DBQ_MAX_ERRORS_KEPT": 20,
     "DBQ_CLAIM_BATCH": 100,
+    "DBQ_RUN_SYNCHRONOUSLY": False,
 }
 
 # Largest traceback text kept for one attempt, in characters.
@@ -56,3 +59,7 @@ def claim_batch() -> int:
 def raw_jobs() -> Any:
     """The raw ``JOBS`` setting, or ``None`` when it is not defined."""
     return getattr(settings, "JOBS", None)
+
+
+def run_synchronously() -> bool:
+    return bool(get("DBQ_RUN_SYNCHRONOUSLY"))

@@ -92,6 +92,9 @@ def _check_row(job: Job) -> jobs.JobType:
 
 def run(job: Job, owner: str, before: str | None) -> Outcome:
     """Run the current step of ``job`` (held by ``owner``) and record what happened."""
+    batch_type = jobs.job_types().get(job.name)
+    if batch_type is not None and batch_type.batch is not None:
+        return run_batch([job], owner, [before])[0]
     start = time.monotonic()
     task = job.next_task
     logger.info(
@@ -130,6 +133,19 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
         return Outcome(job, "advanced" if landed else "lost", duration, task)
 
     _forget_broken_connections()
+    return _settle_failure(job, job_type, error, permanent, owner, task, duration)
+
+
+def _settle_failure(
+    job: Job,
+    job_type: jobs.JobType | None,
+    error: BaseException,
+    permanent: bool,
+    owner: str,
+    task: str,
+    duration: float,
+) -> Outcome:
+    """Record a failed attempt: READY again later if attempts are left, else FAILED."""
     record = error_record(error, job, task, owner)
     max_attempts = job_type.max_attempts if job_type else 1
     if not permanent and job.attempts < max_attempts and job_type is not None:
@@ -171,6 +187,67 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
     if kind == "lost":
         _log_finish(job, task, kind, duration)
     return Outcome(job, kind, duration, task)
+
+
+def run_batch(batch: list[Job], owner: str, befores: list[str | None]) -> list[Outcome]:
+    """Run one batch: the job type's task is called once with the list of jobs.
+
+    Each job gets its own outcome: COMPLETED, or (if the task raised, or called
+    ``job.fail(...)`` on it, or left its workspace unstorable) retried or FAILED
+    by its own attempt count.
+    """
+    start = time.monotonic()
+    runnable: list[tuple[Job, str | None]] = []
+    outcomes: list[Outcome] = []
+    job_type: jobs.JobType | None = None
+    for job, before in zip(batch, befores, strict=True):
+        try:
+            job_type = _check_row(job)
+        except PermanentJobError as exc:
+            outcomes.append(_settle_failure(job, None, exc, True, owner, job.next_task, 0.0))
+            continue
+        runnable.append((job, before))
+    if not runnable or job_type is None:
+        return outcomes
+    task = job_type.first_task
+    jobs_only = [job for job, _ in runnable]
+    logger.info(
+        "Batch started: name=%s jobs=%d queue=%s key=%r",
+        job_type.name,
+        len(jobs_only),
+        jobs_only[0].queue_name,
+        jobs_only[0].batch_key,
+    )
+    for job in jobs_only:
+        _send(signals.job_started, job=job)
+    error: BaseException | None = None
+    try:
+        jobs.resolve(task)(jobs_only)
+    except Exception as exc:
+        error = exc
+        _forget_broken_connections()
+    duration = time.monotonic() - start
+    for job, before in runnable:
+        job_error = error or getattr(job, "_dbq_error", None)
+        if job_error is None:
+            try:
+                models.validate_workspace(job.workspace)
+            except Exception as exc:
+                job_error = exc
+        if job_error is None:
+            changed = snapshot(job) != before
+            _send(signals.job_finished, job=job, duration=duration)
+            outcomes.append(Outcome(job, "completed", duration, task, workspace_changed=changed))
+        else:
+            outcomes.append(_settle_failure(job, job_type, job_error, False, owner, task, duration))
+    logger.info(
+        "Batch finished: name=%s jobs=%d failed=%d duration=%.1fms",
+        job_type.name,
+        len(jobs_only),
+        sum(o.kind != "completed" for o in outcomes),
+        duration * 1000,
+    )
+    return outcomes
 
 
 def persist(write: Any, *args: Any, attempts: int = 6) -> Any:

@@ -19,13 +19,22 @@ Two forms are accepted for each entry::
 
 The task run for a job is always looked up here from the job's name and step:
 a dotted path stored in a database row is never imported unless JOBS lists it.
+
+Besides JOBS, django_dbq defines *built-in* job types of its own in
+:data:`BUILTIN_JOB_TYPES` (today one: ``"django_dbq.tasks"``, the jobs of the
+django.tasks backend in :mod:`django_dbq.tasks`). :func:`get_job_type` knows
+them; :func:`job_types` stays the parsed JOBS setting; a JOBS entry may not use
+a built-in name (django_dbq.E003). A built-in type may name a ``job_options``
+function that gives one job its own retry and lease options (see
+:func:`job_type_for`).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -35,9 +44,14 @@ from . import conf
 from .exceptions import JobConfigurationError, UnknownJobError
 
 HOOK_KEYS = ("creation_hook", "pre_task_hook", "post_task_hook", "failure_hook")
-OPTION_KEYS = ("max_attempts", "backoff", "backoff_max", "lease_seconds")
+OPTION_KEYS = ("max_attempts", "backoff", "backoff_max", "lease_seconds", "batch")
+BATCH_SIZE_MAX = 10_000
 KNOWN_KEYS = ("tasks", *HOOK_KEYS, *OPTION_KEYS)
+# The options a built-in type's job_options function may set for one job.
+PER_JOB_OPTION_KEYS = ("max_attempts", "backoff", "backoff_max", "lease_seconds")
 NAME_MAX_LENGTH = 100
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,18 @@ class Problem:
     msg: str
     hint: str
     warning: bool = False
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Batching of a job type: its task gets a list of up to ``size`` jobs.
+
+    A batch is taken as soon as ``size`` jobs (of one queue and batch key) are
+    runnable, or the oldest of them has waited ``wait`` seconds.
+    """
+
+    size: int
+    wait: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +90,11 @@ class JobType:
     backoff: float | str = 2.0
     backoff_max: float = 3600.0
     lease_seconds: float | None = None
+    batch: Batch | None = None
+    # Built-in job types only (JOBS cannot set it): the dotted path of f(job) -> dict
+    # of per-job overrides of PER_JOB_OPTION_KEYS, applied by for_job(). It is called
+    # with rows that were not validated, so it must check what it reads from them.
+    job_options: str | None = None
 
     @property
     def first_task(self) -> str:
@@ -89,6 +120,26 @@ class JobType:
         ceiling = min(self.backoff_max, self.backoff * 2 ** max(attempt - 1, 0))
         return random.uniform(ceiling / 2, ceiling)
 
+    def for_job(self, job: Any) -> JobType:
+        """This job type with ``job``'s own options applied (itself if it has none)."""
+        if not self.job_options:
+            return self
+        overrides = resolve(self.job_options)(job)
+        return replace(self, **{k: v for k, v in overrides.items() if k in PER_JOB_OPTION_KEYS})
+
+
+# The job types django_dbq defines itself. Their tasks are imported only when a job of
+# the type runs, so the modules named here may depend on things (Django 6's
+# django.tasks) that a project without such jobs does not have.
+TASKS_JOB_NAME = "django_dbq.tasks"
+BUILTIN_JOB_TYPES: dict[str, JobType] = {
+    TASKS_JOB_NAME: JobType(
+        name=TASKS_JOB_NAME,
+        tasks=("django_dbq.tasks.run_task",),
+        job_options="django_dbq.tasks.job_options",
+    ),
+}
+
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -103,6 +154,15 @@ def _entry_problems(name: Any, entry: Any) -> tuple[dict[str, Any] | None, list[
                 "django_dbq.E003",
                 f"JOBS key {name!r} is not a valid job name.",
                 f"Use a non-empty string of at most {NAME_MAX_LENGTH} characters.",
+            )
+        )
+        return None, problems
+    if name in BUILTIN_JOB_TYPES:
+        problems.append(
+            Problem(
+                "django_dbq.E003",
+                f"JOBS key {name!r} is reserved for a job type django_dbq defines itself.",
+                "Rename the entry.",
             )
         )
         return None, problems
@@ -183,6 +243,46 @@ def _option_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
         _is_number(entry["lease_seconds"]) and entry["lease_seconds"] >= 1
     ):
         bad("lease_seconds", "Use a number of seconds of at least 1.")
+    problems.extend(_batch_problems(name, entry))
+    return problems
+
+
+def _batch_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
+    if entry.get("batch") is None:
+        return []
+    spec = entry["batch"]
+    hint = (
+        'Write "batch": {"size": 100, "wait": 10}: size a whole number from 1 to '
+        f"{BATCH_SIZE_MAX}, wait seconds >= 0 (default 0)."
+    )
+    if not isinstance(spec, Mapping) or set(spec) - {"size", "wait"}:
+        return [Problem("django_dbq.E011", f"JOBS[{name!r}]['batch'] = {spec!r} is invalid.", hint)]
+    size, wait = spec.get("size"), spec.get("wait", 0)
+    problems = []
+    if not (isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= BATCH_SIZE_MAX):
+        message = f"JOBS[{name!r}]['batch']['size'] = {size!r} is invalid."
+        problems.append(Problem("django_dbq.E011", message, hint))
+    if not (_is_number(wait) and wait >= 0):
+        message = f"JOBS[{name!r}]['batch']['wait'] = {wait!r} is invalid."
+        problems.append(Problem("django_dbq.E011", message, hint))
+    tasks = entry.get("tasks")
+    if isinstance(tasks, (list, tuple)) and len(tasks) > 1:
+        problems.append(
+            Problem(
+                "django_dbq.E011",
+                f"JOBS[{name!r}] is a batch job type with {len(tasks)} tasks.",
+                "A batch job type has exactly one task, called with the list of jobs.",
+            )
+        )
+    for key in ("pre_task_hook", "post_task_hook"):
+        if entry.get(key):
+            problems.append(
+                Problem(
+                    "django_dbq.E011",
+                    f"JOBS[{name!r}] is a batch job type with a {key}.",
+                    "Batch tasks get the whole list of jobs; do per-batch set-up in the task.",
+                )
+            )
     return problems
 
 
@@ -250,6 +350,10 @@ def validate(raw: Any, *, imports: bool = True) -> tuple[dict[str, JobType], lis
         if entry is None or any(not p.warning for p in entry_problems):
             continue
         options = {k: entry[k] for k in (*HOOK_KEYS, *OPTION_KEYS) if k in entry}
+        if options.get("batch") is not None:
+            options["batch"] = Batch(
+                size=entry["batch"]["size"], wait=float(entry["batch"].get("wait", 0))
+            )
         job_types[name] = JobType(name=name, tasks=tuple(entry["tasks"]), **options)
     return job_types, problems
 
@@ -277,12 +381,40 @@ def job_types() -> dict[str, JobType]:
 
 
 def get_job_type(name: str) -> JobType:
-    """The :class:`JobType` called ``name``; :class:`UnknownJobError` if there is none."""
+    """The :class:`JobType` called ``name`` (from JOBS or built in); else :class:`UnknownJobError`.
+
+    A built-in type is found even when JOBS is missing or malformed; the error lists
+    the names in JOBS only.
+    """
+    try:
+        builtin = BUILTIN_JOB_TYPES.get(name)
+    except TypeError:  # an unhashable name
+        builtin = None
+    if builtin is not None:
+        return builtin
     types = job_types()
     try:
         return types[name]
     except (KeyError, TypeError):
         raise UnknownJobError(name, list(types)) from None
+
+
+def job_type_for(job: Any) -> JobType | None:
+    """The job type that runs ``job``, with the job's own options applied.
+
+    ``None`` if its name is unknown. Use it wherever a job's ``max_attempts``,
+    backoff or lease matter (running, retrying, rescuing, renewing it). A failing
+    ``job_options`` function is logged and the type's own options are used.
+    """
+    try:
+        job_type = get_job_type(job.name)
+    except UnknownJobError:
+        return None
+    try:
+        return job_type.for_job(job)
+    except Exception:
+        logger.exception("Could not read the options of job %s; using its type's", job.pk)
+        return job_type
 
 
 @cache

@@ -9,14 +9,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import jobs
+from . import conf, jobs
 from .exceptions import InvalidJobError, InvalidWorkspaceError
 
 QUEUE_NAME_MAX_LENGTH = 64
+BATCH_KEY_MAX_LENGTH = 100
 BULK_BATCH_SIZE = 1000
 DELETE_BATCH_SIZE = 1000
 
@@ -68,16 +71,46 @@ class JobQuerySet(models.QuerySet["Job"]):
     def finished_before(self, cutoff: datetime.datetime) -> JobQuerySet:
         return self.finished().filter(created__lt=cutoff)
 
+    def for_object(self, obj: models.Model) -> JobQuerySet:
+        """Jobs whose context object is ``obj`` (any model; its key is stored as text)."""
+        return self.filter(
+            context_type=ContentType.objects.get_for_model(obj), context_id=str(obj.pk)
+        )
+
+    def latest_for(self, obj: models.Model, name: str) -> Job | None:
+        """The most recently created job called ``name`` for ``obj``, or ``None``."""
+        return self.for_object(obj).filter(name=name).order_by("-created").first()
+
+    def cancel_pending(self) -> int:
+        """Delete the jobs of this queryset that have not started (NEW or READY).
+
+        Jobs a worker holds are left alone. Returns how many were deleted.
+        """
+        return self.filter(state__in=RUNNABLE_STATES).delete()[0]
+
     def bulk_create(self, objs: Iterable[Job], *args: Any, **kwargs: Any) -> list[Job]:
         """Django's ``bulk_create``, with every job validated and prepared first."""
         objs = list(objs)
         for job in objs:
             job.prepare_for_insert()
-        return super().bulk_create(objs, *args, **kwargs)
+        created = super().bulk_create(objs, *args, **kwargs)
+        if conf.run_synchronously():
+            from . import testing
+
+            for job in created:
+                testing.run_at_commit(job, using=self.db)
+        return created
 
 
 class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[misc]
     """``Job.objects``: creation with validation, bulk creation and pruning."""
+
+    def track(self, name: str, **kwargs: Any) -> Any:
+        """Context manager recording an in-process operation as a job; see
+        :func:`django_dbq.tracking.track`."""
+        from .tracking import track
+
+        return track(name, using=self.db, **kwargs)
 
     def bulk_create_jobs(
         self,
@@ -148,6 +181,19 @@ class Job(models.Model):
     lease_owner = models.CharField(max_length=128, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
 
+    batch_key = models.CharField(
+        max_length=BATCH_KEY_MAX_LENGTH,
+        null=True,
+        blank=True,
+        help_text="Jobs of a batch job type are batched per queue and batch key; "
+        "NULL for jobs of other types.",
+    )
+    context_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    context_id = models.CharField(max_length=255, blank=True, default="")
+    context_object = GenericForeignKey("context_type", "context_id")
+
     objects = JobManager()
 
     class Meta:
@@ -178,14 +224,38 @@ class Job(models.Model):
         _validate_fields(self)
         if not self.next_task:
             self.next_task = job_type.first_task
+        if job_type.batch is not None and self.batch_key is None:
+            self.batch_key = ""
+        if self.batch_key is not None and job_type.batch is None:
+            raise InvalidJobError(
+                f"batch_key is set but job type {self.name!r} is not a batch job type; "
+                'add "batch": {"size": ..., "wait": ...} to its JOBS entry or drop batch_key.'
+            )
         if job_type.creation_hook:
             jobs.resolve(job_type.creation_hook)(self)
             validate_workspace(self.workspace)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if self._state.adding:
+        adding = self._state.adding
+        if adding:
             self.prepare_for_insert()
         super().save(*args, **kwargs)
+        if adding and conf.run_synchronously():
+            from . import testing
+
+            testing.run_at_commit(self, using=kwargs.get("using") or self._state.db)
+
+    def save_tracked(self, *, using: str = "default") -> None:
+        """Insert a row for :func:`django_dbq.tracking.track` (its name need not be in JOBS)."""
+        super().save(force_insert=True, using=using)
+
+    def fail(self, error: BaseException | str) -> None:
+        """In a batch task: mark this job of the batch as failed with ``error``.
+
+        The other jobs of the batch complete as usual; this one is retried or ends
+        FAILED according to its job type's ``max_attempts``.
+        """
+        self._dbq_error = error if isinstance(error, BaseException) else Exception(str(error))
 
     def update_next_task(self) -> None:
         """Advance ``next_task`` to the step after it (django-db-queue compatibility)."""
@@ -251,6 +321,12 @@ def _validate_fields(job: Job) -> None:
         raise InvalidJobError(
             f"queue_name {job.queue_name[:20]!r}... is {len(job.queue_name)} characters long; "
             f"the limit is {QUEUE_NAME_MAX_LENGTH}."
+        )
+    if job.batch_key is not None and (
+        not isinstance(job.batch_key, str) or len(job.batch_key) > BATCH_KEY_MAX_LENGTH
+    ):
+        raise InvalidJobError(
+            f"batch_key must be a string of at most {BATCH_KEY_MAX_LENGTH} characters."
         )
     if isinstance(job.priority, bool) or not isinstance(job.priority, int):
         raise InvalidJobError(f"priority must be an integer, not {job.priority!r}.")
@@ -358,6 +434,18 @@ def mark_completed(owner: str, done: list[tuple[Job, bool]]) -> int:
     for job, _ in done:
         job.state, job.next_task, job.finished_at = JobStates.COMPLETED, "", now
     return written
+
+
+def finish_tracked(job: Job, owner: str) -> bool:
+    """A tracked operation ended well: COMPLETED, with its workspace as output."""
+    return _guarded_update(
+        job,
+        owner,
+        state=JobStates.COMPLETED,
+        workspace=job.workspace,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+    )
 
 
 def release(owner: str, ids: list[Any]) -> int:

@@ -41,6 +41,8 @@ logger = logging.getLogger("django_dbq.worker")
 # Aim to claim about this much work (in seconds of task time) per claim query.
 CLAIM_WINDOW_SECONDS = 0.05
 DB_ERRORS = (DatabaseError, InterfaceError)
+# How often a worker looks for batches that are due (at most; sooner for short waits).
+BATCH_CHECK_SECONDS = 1.0
 
 
 def _prepare(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -76,7 +78,7 @@ class Worker:
         self.claim_batch = conf.claim_batch()
         self.lease = conf.lease_seconds()
 
-        self._ready: queue.SimpleQueue[tuple[Job, str | None] | None] = queue.SimpleQueue()
+        self._ready: queue.SimpleQueue[tuple[Any, Any] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._held: dict[Any, float] = {}  # every job this worker holds -> its lease length
         self._running: set[Any] = set()
@@ -90,6 +92,11 @@ class Worker:
         self._avg_duration = 0.01
         self._low_water = 1
         self._cursor = claiming.ClaimCursor()
+        self._batch_types = {n: t for n, t in jobs.job_types().items() if t.batch is not None}
+        waits = [t.batch.wait for t in self._batch_types.values() if t.batch]
+        self._batch_check_seconds = min([BATCH_CHECK_SECONDS, *[w / 2 for w in waits]])
+        self._next_batch_check = 0.0
+        self._ripe: list[tuple[str, str, str]] = []
         self._done_ready = threading.Event()
         self._last_claim = 0.0
         self._runners: list[threading.Thread] = []
@@ -126,8 +133,12 @@ class Worker:
         while not self._stop.is_set():
             self._wake.clear()
             try:
+                # Burst mode may stop only if nothing was held when a claim found nothing:
+                # a job held then could still come back READY (its chain's next step).
+                idle_before = not self._held_count()
                 room = self._room()
                 found = self._claim(room) if room else None
+                batched = self._claim_batches(flush=self.burst and found == 0)
                 backoff = 0.5
             except DB_ERRORS as exc:
                 logger.warning("Database unavailable (%s); retrying in %.1fs", exc, backoff)
@@ -135,9 +146,9 @@ class Worker:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
-            if found and found == room:
+            if (found and found == room) or batched:
                 continue  # the queue may hold more: go straight back for it
-            if self.burst and found == 0 and not self._held_count():
+            if self.burst and found == 0 and idle_before and not batched:
                 logger.info("Burst mode: no runnable jobs left; stopping")
                 return
             # Idle: LISTEN/NOTIFY or the poll wakes us. Busy: a runner wakes us for more.
@@ -146,6 +157,8 @@ class Worker:
                 timeout = min(
                     timeout, max(0.0, self._last_claim + self.rate_limit - time.monotonic())
                 )
+            if self._batch_types:
+                timeout = min(timeout, max(0.0, self._next_batch_check - time.monotonic()))
             self._wake.wait(timeout)
 
     def _room(self) -> int:
@@ -187,6 +200,43 @@ class Worker:
         for job in claimed:
             self._ready.put((job, executor.snapshot(job)))
         return len(claimed)
+
+    def _claim_batches(self, *, flush: bool = False) -> int:
+        """Claim due batches (see :func:`claiming.ripe_batches`), one per free runner.
+
+        Due groups are looked up at most every ``BATCH_CHECK_SECONDS`` (and at once
+        with ``flush``); a group that filled a whole batch is claimed from again
+        straight away.
+        """
+        if not self._batch_types:
+            return 0
+        if not self._ripe:
+            if not flush and time.monotonic() < self._next_batch_check:
+                return 0
+            self._next_batch_check = time.monotonic() + self._batch_check_seconds
+            waits = {name: t.batch.wait for name, t in self._batch_types.items() if t.batch}
+            sizes = {name: t.batch.size for name, t in self._batch_types.items() if t.batch}
+            self._ripe = claiming.ripe_batches(
+                waits, sizes, self.queues, using=self.using, flush=flush
+            )
+        claimed = 0
+        while self._ripe and self._ready.qsize() < self.concurrency:
+            name, queue, key = self._ripe[0]
+            job_type = self._batch_types[name]
+            assert job_type.batch is not None
+            batch = claiming.claim_batch(
+                self.owner, name, queue, key, job_type.batch.size, self.lease, using=self.using
+            )
+            if len(batch) < job_type.batch.size:
+                self._ripe.pop(0)
+            if not batch:
+                continue
+            with self._lock:
+                for job in batch:
+                    self._held[job.pk] = job_type.lease()
+            self._ready.put((batch, [executor.snapshot(job) for job in batch]))
+            claimed += len(batch)
+        return claimed
 
     def _held_count(self) -> int:
         with self._lock:
@@ -243,14 +293,38 @@ class Worker:
                 item = self._ready.get()
                 if item is None:
                     return
-                job, before = item
+                work, before = item
+                batch = work if isinstance(work, list) else [work]
                 with self._lock:
-                    self._running.add(job.pk)
+                    self._running.update(job.pk for job in batch)
                 if self._ready.qsize() < self._low_water:
                     self._wake.set()
-                self._run_one(job, before)
+                if isinstance(work, list):
+                    self._run_batch(work, before)
+                else:
+                    self._run_one(work, before)
         finally:
             connections.close_all()
+
+    def _run_batch(self, batch: list[Job], befores: Any) -> None:
+        try:
+            outcomes = executor.run_batch(batch, self.owner, befores)
+        except BaseException:
+            logger.exception("Could not record the outcome of a batch of %d jobs", len(batch))
+            with self._lock:
+                for job in batch:
+                    self._running.discard(job.pk)
+                    self._held.pop(job.pk, None)
+            return
+        self.processed += len(batch)
+        with self._lock:
+            for outcome in outcomes:
+                self._running.discard(outcome.job.pk)
+                if outcome.kind == "completed":
+                    self._done.append(outcome)
+                else:
+                    self._held.pop(outcome.job.pk, None)
+        self._done_ready.set()
 
     def _run_one(self, job: Job, before: str | None) -> None:
         try:
@@ -356,7 +430,8 @@ class Worker:
             except queue.Empty:
                 break
             if item is not None:
-                pending.append(item[0].pk)
+                work = item[0]
+                pending += [job.pk for job in work] if isinstance(work, list) else [work.pk]
         if pending:
             self._safely(lambda: self._release(pending))
         for _ in self._runners:

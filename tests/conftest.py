@@ -99,6 +99,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 @pytest.fixture(autouse=True)
 def _reset_task_calls() -> None:
     tasks.calls.clear()
+    tasks.batches.clear()
 
 
 def run_command(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

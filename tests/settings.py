@@ -13,6 +13,8 @@ use the test database.
 import os
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = "django_dbq-example-not-secret"
 DEBUG = False
@@ -145,5 +147,45 @@ JOBS = {
     "bad_post_hook": {"tasks": ["tests.tasks.noop"], "post_task_hook": "tests.tasks.fail"},
     "unserialisable": ["tests.tasks.leave_unserialisable_workspace"],
     "sleepy": {"tasks": ["tests.tasks.sleep_then_record"], "max_attempts": 5},
+    # Batch job types.
+    "count_clicks": {
+        "tasks": ["tests.tasks.count_clicks"],
+        "batch": {"size": 5, "wait": 1},
+    },
+    "full_batches_only": {"tasks": ["tests.tasks.count_clicks"], "batch": {"size": 5, "wait": 300}},
+    "fail_some": {
+        "tasks": ["tests.tasks.fail_some"],
+        "batch": {"size": 10},
+        "failure_hook": "tests.tasks.failure_hook",
+    },
+    "explode_batch": {
+        "tasks": ["tests.tasks.explode_batch"],
+        "batch": {"size": 10},
+        "max_attempts": 2,
+        "backoff": 600,
+        "failure_hook": "tests.tasks.failure_hook",
+    },
+    "slow_batch": {
+        "tasks": ["tests.tasks.slow_batch"],
+        "batch": {"size": 3, "wait": 0},
+        "max_attempts": 3,
+    },
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Django's tasks framework (django.tasks, Django 6.0+) through django_dbq's backend; on
+# Django 5.2 there is no TASKS setting and tests/test_tasks.py is skipped.
+if django.VERSION >= (6, 0):
+    TASKS = {
+        "default": {
+            "BACKEND": "django_dbq.tasks.DatabaseBackend",
+            "QUEUES": ["default", "queue-1"],
+        },
+        # Backend-wide retry options, used by the retry tests.
+        "retrying": {
+            "BACKEND": "django_dbq.tasks.DatabaseBackend",
+            "QUEUES": [],
+            "OPTIONS": {"max_attempts": 3, "backoff": 0},
+        },
+        "dummy": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"},
+    }

@@ -3,6 +3,7 @@
 import os
 import threading
 import time
+import uuid
 
 from tests.models import Execution
 
@@ -90,3 +91,47 @@ def leave_unserialisable_workspace(job):
 
 
 NOT_CALLABLE = 42
+
+
+batches: list[list[str]] = []
+
+
+def count_clicks(jobs):
+    """Batch task: record the batch (in memory and one Execution row per job)."""
+    batch_id = uuid.uuid4().hex[:16]
+    batches.append([str(job.pk) for job in jobs])
+    now = time.time()
+    Execution.objects.bulk_create(
+        [
+            Execution(job_id=job.pk, pid=os.getpid(), thread=batch_id, started=now, finished=now)
+            for job in jobs
+        ]
+    )
+    for job in jobs:
+        job.workspace["batch_size"] = len(jobs)
+
+
+def fail_some(jobs):
+    """Batch task: fail the jobs whose workspace says "bad", complete the others."""
+    batches.append([str(job.pk) for job in jobs])
+    for job in jobs:
+        if job.workspace.get("bad"):
+            job.fail("bad input")
+        else:
+            job.workspace["ok"] = True
+
+
+def explode_batch(jobs):
+    batches.append([str(job.pk) for job in jobs])
+    raise ValueError("the whole batch failed")
+
+
+def slow_batch(jobs):
+    """Batch task: announce itself, be slow on the first attempt, then record."""
+    marker = jobs[0].workspace.get("started_marker")
+    if marker:
+        with open(marker, "a") as handle:
+            handle.write(" ".join(str(job.pk) for job in jobs) + "\n")
+    if jobs[0].attempts == 1:
+        time.sleep(120)
+    count_clicks(jobs)

@@ -1,3 +1,4 @@
+import django.db.models.deletion
 import django.utils.timezone
 import uuid
 from django.db import migrations, models
@@ -6,7 +7,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     initial = True
 
-    dependencies = []
+    dependencies = [
+        ("contenttypes", "0002_remove_content_type_name"),
+    ]
 
     operations = [
         migrations.CreateModel(
@@ -65,6 +68,26 @@ class Migration(migrations.Migration):
                 ("finished_at", models.DateTimeField(blank=True, null=True)),
                 ("lease_owner", models.CharField(blank=True, max_length=128)),
                 ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "batch_key",
+                    models.CharField(
+                        blank=True,
+                        help_text="Jobs of a batch job type are batched per queue and batch key; NULL for jobs of other types.",
+                        max_length=100,
+                        null=True,
+                    ),
+                ),
+                ("context_id", models.CharField(blank=True, default="", max_length=255)),
+                (
+                    "context_type",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="contenttypes.contenttype",
+                    ),
+                ),
             ],
             options={
                 "ordering": ["-priority", "created"],

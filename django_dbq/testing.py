@@ -1,0 +1,106 @@
+"""Running jobs in-process: the always-synchronous mode and helpers for tests.
+
+With ``DBQ_RUN_SYNCHRONOUSLY = True`` every job created through
+``Job.objects.create`` / ``bulk_create_jobs`` runs its whole chain in the
+creating process as soon as the surrounding transaction commits. The rows and
+every state change are written exactly as a worker would write them, so tests
+see what production would see. A batch job type runs as a batch of one; a job
+that fails with attempts left stays READY until its retry time, as in production.
+
+In tests that keep the default (asynchronous) mode, :func:`run_pending_jobs`
+runs everything runnable to completion, batches included regardless of their
+``wait``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from . import claiming, conf, executor, jobs, models
+from .models import Job
+
+
+def _owner() -> str:
+    return f"sync:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def run_job(job: Job | object, *, using: str = "default") -> Job:
+    """Run one job's chain now, in this process; return it as it ends up.
+
+    Steps run one after another until the job is COMPLETED or FAILED, or is READY
+    waiting for a retry (its ``run_after`` in the future).
+    """
+    pk = job.pk if isinstance(job, Job) else job
+    owner = _owner()
+    while True:
+        claimed = claiming.claim_job(owner, pk, conf.lease_seconds(), using=using)
+        if claimed is None:
+            break
+        outcome = executor.run(claimed, owner, executor.snapshot(claimed))
+        if outcome.kind == "completed":
+            models.mark_completed(owner, [(claimed, outcome.workspace_changed)])
+            executor.log_completed(outcome)
+        if outcome.kind not in ("advanced", "retried"):
+            break  # a retry due now is claimed again at once; one due later is left
+    return Job.objects.db_manager(using).get(pk=pk)
+
+
+def run_at_commit(job: Job, *, using: str | None = None) -> None:
+    """Run ``job`` with :func:`run_job` once the current transaction commits."""
+    alias = using or "default"
+    transaction.on_commit(lambda: run_job(job.pk, using=alias), using=alias)
+
+
+def run_pending_jobs(
+    queues: str | Iterable[str] | None = None,
+    *,
+    flush_batches: bool = True,
+    using: str = "default",
+    limit: int = 1_000_000,
+) -> int:
+    """Run every runnable job (of ``queues``, default all) until none is left.
+
+    Batches are taken whatever their ``wait`` (``flush_batches``). Returns the
+    number of job steps run. Jobs waiting for a retry in the future are left.
+    """
+    owner = _owner()
+    lease = conf.lease_seconds()
+    ran = 0
+    while ran < limit:
+        if queues is None:
+            names = Job.objects.db_manager(using).runnable().values_list("queue_name", flat=True)
+            wanted = sorted(set(names))
+        else:
+            wanted = [queues] if isinstance(queues, str) else list(queues)
+        progressed = 0
+        if flush_batches:
+            progressed += _run_batches(owner, wanted, lease, using)
+        for job in claiming.claim(owner, wanted, 100, lease, using=using):
+            outcome = executor.run(job, owner, executor.snapshot(job))
+            if outcome.kind == "completed":
+                models.mark_completed(owner, [(job, outcome.workspace_changed)])
+            progressed += 1
+        if not progressed:
+            break
+        ran += progressed
+    return ran
+
+
+def _run_batches(owner: str, queues: list[str], lease: float, using: str) -> int:
+    types = {n: t for n, t in jobs.job_types().items() if t.batch is not None}
+    waits = {name: t.batch.wait for name, t in types.items() if t.batch}
+    sizes = {name: t.batch.size for name, t in types.items() if t.batch}
+    ran = 0
+    for name, queue, key in claiming.ripe_batches(waits, sizes, queues, using=using, flush=True):
+        size = sizes[name]
+        while batch := claiming.claim_batch(owner, name, queue, key, size, lease, using=using):
+            outcomes = executor.run_batch(batch, owner, [executor.snapshot(j) for j in batch])
+            done = [(o.job, o.workspace_changed) for o in outcomes if o.kind == "completed"]
+            models.mark_completed(owner, done)
+            ran += len(batch)
+    return ran

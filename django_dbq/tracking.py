@@ -1,0 +1,91 @@
+"""Tracking an in-process operation as a Job row (``Job.objects.track``).
+
+The row is PROCESSING while the block runs, leased to this process and kept
+alive by a small renewer thread; it ends COMPLETED (with the workspace as the
+operation's output) or FAILED (with the error) when the block exits. If the
+process dies mid-way, the lease expires and any worker marks the row FAILED,
+so an operation is never shown as running forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from django.db import connections
+from django.db import models as db_models
+from django.utils import timezone
+
+from . import conf, executor, models
+from .models import Job, JobStates
+
+
+class _Renewer(threading.Thread):
+    def __init__(self, job: Job, owner: str, lease: float, using: str) -> None:
+        super().__init__(name="dbq-track-renewer", daemon=True)
+        self.job, self.owner, self.lease, self.using = job, owner, lease, using
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.lease / 3):
+                expires = timezone.now() + datetime.timedelta(seconds=self.lease)
+                Job.objects.db_manager(self.using).held_by(self.owner).filter(
+                    pk=self.job.pk
+                ).update(lease_expires_at=expires)
+        finally:
+            connections.close_all()
+
+
+@contextlib.contextmanager
+def track(
+    name: str,
+    *,
+    context_object: db_models.Model | None = None,
+    workspace: dict[str, Any] | None = None,
+    queue_name: str = "default",
+    using: str = "default",
+) -> Iterator[Job]:
+    """Record the enclosed block as a Job row called ``name`` (any operation name).
+
+    Yields the job: its ``pk`` can tag rows the block bulk-creates, and whatever
+    the block leaves in ``job.workspace`` is saved as the output. An exception
+    marks the job FAILED with the error, then propagates.
+    """
+    owner = f"track:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    lease = conf.lease_seconds()
+    now = timezone.now()
+    job = Job(
+        name=name,
+        queue_name=queue_name,
+        workspace=workspace if workspace is not None else {},
+        state=JobStates.PROCESSING,
+        attempts=1,
+        started_at=now,
+        lease_owner=owner,
+        lease_expires_at=now + datetime.timedelta(seconds=lease),
+    )
+    if context_object is not None:
+        job.context_object = context_object
+    models.validate_workspace(job.workspace)
+    models._validate_fields(job)
+    job.save_tracked(using=using)
+    renewer = _Renewer(job, owner, lease, using)
+    renewer.start()
+    try:
+        yield job
+    except BaseException as exc:
+        renewer.stopped.set()
+        record = executor.error_record(exc, job, name, owner)
+        models.mark_failed(job, owner, record)
+        raise
+    else:
+        renewer.stopped.set()
+        models.validate_workspace(job.workspace)
+        models.finish_tracked(job, owner)
