@@ -76,8 +76,14 @@ def test_e002_jobs_not_a_dict(raw):
         ("numeric", 3, "'numeric'"),
         ("nothing", None, "'nothing'"),
     ],
-    ids=["empty-name", "name-too-long", "name-not-a-string", "entry-a-string", "entry-a-number",
-         "entry-none"],
+    ids=[
+        "empty-name",
+        "name-too-long",
+        "name-not-a-string",
+        "entry-a-string",
+        "entry-a-number",
+        "entry-none",
+    ],
 )
 def test_e003_bad_job_name_or_entry(name, entry, named):
     with override_settings(JOBS={"noop": GOOD, name: entry}):
@@ -105,8 +111,15 @@ def test_a_name_of_exactly_100_characters_is_valid():
         {"tasks": ["tests.tasks.noop", 5]},
         {"creation_hook": "tests.tasks.creation_hook"},
     ],
-    ids=["empty-list", "empty-dict", "empty-tasks", "tasks-a-string", "empty-path",
-         "path-not-a-string", "hooks-only"],
+    ids=[
+        "empty-list",
+        "empty-dict",
+        "empty-tasks",
+        "tasks-a-string",
+        "empty-path",
+        "path-not-a-string",
+        "hooks-only",
+    ],
 )
 def test_e004_entry_with_no_tasks(entry):
     with override_settings(JOBS={"noop": GOOD, "taskless": entry}):
@@ -226,8 +239,15 @@ def test_e009_bad_retry_or_lease_option(key, value):
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("max_attempts", 1), ("max_attempts", 10), ("backoff", 0), ("backoff", 0.5),
-     ("backoff_max", 0), ("lease_seconds", 1), ("lease_seconds", 600.5)],
+    [
+        ("max_attempts", 1),
+        ("max_attempts", 10),
+        ("backoff", 0),
+        ("backoff", 0.5),
+        ("backoff_max", 0),
+        ("lease_seconds", 1),
+        ("lease_seconds", 600.5),
+    ],
 )
 def test_valid_options_pass(key, value):
     with override_settings(JOBS={"opts": {"tasks": GOOD, key: value}}):
@@ -262,8 +282,13 @@ def test_e010_bad_dbq_setting(name, value):
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("DBQ_LEASE_SECONDS", 1), ("DBQ_RESCUE_INTERVAL", 0.1), ("DBQ_MAX_ERRORS_KEPT", 1),
-     ("DBQ_CLAIM_BATCH", 1), ("DBQ_CLAIM_BATCH", 10_000)],
+    [
+        ("DBQ_LEASE_SECONDS", 1),
+        ("DBQ_RESCUE_INTERVAL", 0.1),
+        ("DBQ_MAX_ERRORS_KEPT", 1),
+        ("DBQ_CLAIM_BATCH", 1),
+        ("DBQ_CLAIM_BATCH", 10_000),
+    ],
 )
 def test_valid_dbq_settings_pass(name, value):
     with override_settings(**{name: value}):
@@ -292,7 +317,10 @@ def test_every_problem_in_the_setting_is_reported_at_once():
         ids = sorted(m.id for m in dbq_messages())
 
     assert ids == [
-        "django_dbq.E004", "django_dbq.E006", "django_dbq.E009", "django_dbq.E010",
+        "django_dbq.E004",
+        "django_dbq.E006",
+        "django_dbq.E009",
+        "django_dbq.E010",
         "django_dbq.W001",
     ]
 
@@ -300,7 +328,8 @@ def test_every_problem_in_the_setting_is_reported_at_once():
 def test_check_command_fails_on_a_bad_jobs_setting():
     from django.core.management.base import SystemCheckError
 
-    with override_settings(JOBS={"x": ["tests.tasks.NOT_CALLABLE"]}), pytest.raises(
-        SystemCheckError, match=r"django_dbq\.E006"
+    with (
+        override_settings(JOBS={"x": ["tests.tasks.NOT_CALLABLE"]}),
+        pytest.raises(SystemCheckError, match=r"django_dbq\.E006"),
     ):
         call_command("check", stdout=StringIO(), stderr=StringIO())

@@ -31,8 +31,10 @@ NOW = datetime.datetime(2030, 1, 31, 9, 0, 0, tzinfo=UTC)
         ("2030-02-01T10:30:00Z", datetime.datetime(2030, 2, 1, 10, 30, tzinfo=UTC)),
         ("2030-02-01T12:30:00+02:00", datetime.datetime(2030, 2, 1, 10, 30, tzinfo=UTC)),
         ("2030-02-01T05:30:00-05:00", datetime.datetime(2030, 2, 1, 10, 30, tzinfo=UTC)),
-        ("2030-02-01T10:30:00.250000+00:00",
-         datetime.datetime(2030, 2, 1, 10, 30, 0, 250000, tzinfo=UTC)),
+        (
+            "2030-02-01T10:30:00.250000+00:00",
+            datetime.datetime(2030, 2, 1, 10, 30, 0, 250000, tzinfo=UTC),
+        ),
         ("  2030-02-01T10:30:00+00:00  ", datetime.datetime(2030, 2, 1, 10, 30, tzinfo=UTC)),
     ],
 )
@@ -136,8 +138,10 @@ def test_parse_when_error_shows_the_accepted_forms():
     [
         (None, {}),
         ("{}", {}),
-        ('{"a": 1, "b": [true, null, "x"], "c": {"d": 1.5}}',
-         {"a": 1, "b": [True, None, "x"], "c": {"d": 1.5}}),
+        (
+            '{"a": 1, "b": [true, null, "x"], "c": {"d": 1.5}}',
+            {"a": 1, "b": [True, None, "x"], "c": {"d": 1.5}},
+        ),
         (' { "unicode": "h\\u00e9llo ✓" } ', {"unicode": "héllo ✓"}),
     ],
 )
@@ -164,8 +168,23 @@ def test_parse_workspace_accepts_a_json_object(text, expected):
         ("true", "not a JSON bool"),
         ("null", "not a JSON NoneType"),
     ],
-    ids=["not-json", "single-quotes", "truncated", "empty", "nan", "infinity", "minus-infinity",
-         "too-deep", "list", "empty-list", "string", "int", "float", "bool", "null"],
+    ids=[
+        "not-json",
+        "single-quotes",
+        "truncated",
+        "empty",
+        "nan",
+        "infinity",
+        "minus-infinity",
+        "too-deep",
+        "list",
+        "empty-list",
+        "string",
+        "int",
+        "float",
+        "bool",
+        "null",
+    ],
 )
 def test_parse_workspace_rejects_anything_but_a_json_object(text, message):
     with pytest.raises(InvalidWorkspaceError) as excinfo:
@@ -234,7 +253,10 @@ def test_parse_hours_rejects_negative_nan_and_garbage(text, message):
 @pytest.mark.django_db
 def test_create_job_parses_every_option_and_inserts_one_job():
     job = cli.create_job(
-        "chain", queue_name="emails", workspace='{"to": "a@example.com"}', priority="7",
+        "chain",
+        queue_name="emails",
+        workspace='{"to": "a@example.com"}',
+        priority="7",
         run_after="2030-01-31T09:00:00+01:00",
     )
 
@@ -254,7 +276,10 @@ def test_create_job_defaults():
 
     stored = Job.objects.get()
     assert (stored.queue_name, stored.workspace, stored.priority, stored.run_after) == (
-        "default", {}, 0, None
+        "default",
+        {},
+        0,
+        None,
     )
 
 
@@ -273,9 +298,18 @@ def test_create_job_defaults():
         ("noop", {"run_after": "whenever"}, InvalidJobError),
         ("noop", {"run_after": ""}, InvalidJobError),
     ],
-    ids=["unknown-name", "empty-name", "workspace-list", "workspace-invalid", "queue-too-long",
-         "queue-empty", "priority-not-int", "priority-too-big", "run-after-garbage",
-         "run-after-empty"],
+    ids=[
+        "unknown-name",
+        "empty-name",
+        "workspace-list",
+        "workspace-invalid",
+        "queue-too-long",
+        "queue-empty",
+        "priority-not-int",
+        "priority-too-big",
+        "run-after-garbage",
+        "run-after-empty",
+    ],
 )
 def test_create_job_bad_input_raises_a_dbq_error_and_writes_nothing(name, options, error):
     with pytest.raises(error) as excinfo:

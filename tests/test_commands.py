@@ -26,36 +26,62 @@ KNOWN_NAMES = ", ".join(sorted(settings.JOBS))
 
 # create_job arguments that must fail, and a fragment of the one-line error.
 BAD_CREATE_JOB = [
-    pytest.param(["noop", "--workspace", "{not json"], "--workspace is not valid JSON",
-                 id="workspace-invalid-json"),
+    pytest.param(
+        ["noop", "--workspace", "{not json"],
+        "--workspace is not valid JSON",
+        id="workspace-invalid-json",
+    ),
     pytest.param(["noop", "--workspace", '["a", "b"]'], "not a JSON list", id="workspace-list"),
     pytest.param(["noop", "--workspace", '"text"'], "not a JSON str", id="workspace-string"),
-    pytest.param(["noop", "--workspace", '{"a": NaN}'], "NaN is not a JSON value",
-                 id="workspace-nan"),
-    pytest.param(["noop", "--workspace", '{"a": "\\u0000"}'], "NUL character",
-                 id="workspace-nul"),
-    pytest.param(["noop", "--workspace", '{"a": "\\ud800"}'], "not JSON-serialisable",
-                 id="workspace-lone-surrogate"),
-    pytest.param(["no_such_job"],
-                 f"Unknown job name 'no_such_job'. Known job names: {KNOWN_NAMES}.",
-                 id="unknown-name"),
+    pytest.param(
+        ["noop", "--workspace", '{"a": NaN}'], "NaN is not a JSON value", id="workspace-nan"
+    ),
+    pytest.param(["noop", "--workspace", '{"a": "\\u0000"}'], "NUL character", id="workspace-nul"),
+    pytest.param(
+        ["noop", "--workspace", '{"a": "\\ud800"}'],
+        "not JSON-serialisable",
+        id="workspace-lone-surrogate",
+    ),
+    pytest.param(
+        ["no_such_job"],
+        f"Unknown job name 'no_such_job'. Known job names: {KNOWN_NAMES}.",
+        id="unknown-name",
+    ),
     pytest.param([""], f"Unknown job name ''. Known job names: {KNOWN_NAMES}.", id="empty-name"),
-    pytest.param(["noop", "--queue_name", "q" * 65], "65 characters long; the limit is 64",
-                 id="queue-name-65-chars"),
-    pytest.param(["noop", "--queue_name", ""], "queue_name must be a non-empty string",
-                 id="queue-name-empty"),
-    pytest.param(["noop", "--run-after", "tomorrow"], "--run-after 'tomorrow' is not a date-time",
-                 id="run-after-garbage"),
-    pytest.param(["noop", "--run-after", "2030-02-30T09:00:00"], "is not a date-time",
-                 id="run-after-no-such-day"),
-    pytest.param(["noop", "--run-after", ""], "--run-after '' is not a date-time",
-                 id="run-after-empty"),
-    pytest.param(["noop", "--run-after", "+99999999999w"], "too far in the future",
-                 id="run-after-overflow"),
-    pytest.param(["noop", "--priority", "high"], "--priority must be a whole number, not 'high'",
-                 id="priority-word"),
-    pytest.param(["noop", "--priority", "1.5"], "--priority must be a whole number, not '1.5'",
-                 id="priority-fraction"),
+    pytest.param(
+        ["noop", "--queue_name", "q" * 65],
+        "65 characters long; the limit is 64",
+        id="queue-name-65-chars",
+    ),
+    pytest.param(
+        ["noop", "--queue_name", ""], "queue_name must be a non-empty string", id="queue-name-empty"
+    ),
+    pytest.param(
+        ["noop", "--run-after", "tomorrow"],
+        "--run-after 'tomorrow' is not a date-time",
+        id="run-after-garbage",
+    ),
+    pytest.param(
+        ["noop", "--run-after", "2030-02-30T09:00:00"],
+        "is not a date-time",
+        id="run-after-no-such-day",
+    ),
+    pytest.param(
+        ["noop", "--run-after", ""], "--run-after '' is not a date-time", id="run-after-empty"
+    ),
+    pytest.param(
+        ["noop", "--run-after", "+99999999999w"], "too far in the future", id="run-after-overflow"
+    ),
+    pytest.param(
+        ["noop", "--priority", "high"],
+        "--priority must be a whole number, not 'high'",
+        id="priority-word",
+    ),
+    pytest.param(
+        ["noop", "--priority", "1.5"],
+        "--priority must be a whole number, not '1.5'",
+        id="priority-fraction",
+    ),
     pytest.param(["noop", "--priority", "99999999999"], "out of range", id="priority-too-big"),
 ]
 
@@ -105,15 +131,28 @@ def test_create_job_prints_the_new_jobs_id():
     assert out == f"{job.pk}\n"
     assert uuid.UUID(out.strip()) == job.pk
     assert (job.name, job.state, job.queue_name, job.priority, job.workspace, job.run_after) == (
-        "noop", Job.STATES.NEW, "default", 0, {}, None
+        "noop",
+        Job.STATES.NEW,
+        "default",
+        0,
+        {},
+        None,
     )
 
 
 @pytest.mark.django_db
 def test_create_job_with_every_option():
     out = command(
-        "create_job", "chain", "--queue_name", "emails", "--workspace", '{"to": "a@example.com"}',
-        "--priority", "-5", "--run-after", "2030-01-31T09:00:00+00:00",
+        "create_job",
+        "chain",
+        "--queue_name",
+        "emails",
+        "--workspace",
+        '{"to": "a@example.com"}',
+        "--priority",
+        "-5",
+        "--run-after",
+        "2030-01-31T09:00:00+00:00",
     )
 
     job = Job.objects.get(pk=out.strip())
@@ -127,8 +166,10 @@ def test_create_job_with_every_option():
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "args",
-    [["--queue-name", "emails", "--run_after", "2030-01-31T09:00:00Z"],
-     ["--queue_name=emails", "--run-after=2030-01-31T09:00:00Z"]],
+    [
+        ["--queue-name", "emails", "--run_after", "2030-01-31T09:00:00Z"],
+        ["--queue_name=emails", "--run-after=2030-01-31T09:00:00Z"],
+    ],
     ids=["dash-and-underscore-spellings", "equals-form"],
 )
 def test_create_job_option_spellings(args):

@@ -45,14 +45,22 @@ def hook_jobs(settings):
     """The test JOBS plus job types whose creation hooks are defined in this module."""
     settings.JOBS = {
         **settings.JOBS,
-        "records_saved": {"tasks": ["tests.tasks.noop"],
-                          "creation_hook": "tests.test_models.record_whether_saved"},
-        "replaces": {"tasks": ["tests.tasks.noop"],
-                     "creation_hook": "tests.test_models.replace_workspace"},
-        "breaks": {"tasks": ["tests.tasks.noop"],
-                   "creation_hook": "tests.test_models.break_workspace"},
-        "raises": {"tasks": ["tests.tasks.noop"],
-                   "creation_hook": "tests.test_models.raise_in_hook"},
+        "records_saved": {
+            "tasks": ["tests.tasks.noop"],
+            "creation_hook": "tests.test_models.record_whether_saved",
+        },
+        "replaces": {
+            "tasks": ["tests.tasks.noop"],
+            "creation_hook": "tests.test_models.replace_workspace",
+        },
+        "breaks": {
+            "tasks": ["tests.tasks.noop"],
+            "creation_hook": "tests.test_models.break_workspace",
+        },
+        "raises": {
+            "tasks": ["tests.tasks.noop"],
+            "creation_hook": "tests.test_models.raise_in_hook",
+        },
     }
 
 
@@ -103,8 +111,11 @@ def test_create_stores_the_given_fields():
     run_after = datetime.datetime(2030, 1, 31, 9, 0, tzinfo=UTC)
 
     job = Job.objects.create(
-        name="noop", workspace={"a": [1, 2], "b": {"c": None}}, queue_name="emails",
-        priority=-5, run_after=run_after,
+        name="noop",
+        workspace={"a": [1, 2], "b": {"c": None}},
+        queue_name="emails",
+        priority=-5,
+        run_after=run_after,
     )
     job.refresh_from_db()
 
@@ -205,8 +216,20 @@ def test_unknown_job_name_raises_and_writes_nothing(settings):
         {"a\x00": 1},
         {"a": "lone \ud800 surrogate"},
     ],
-    ids=["empty-list", "list", "string", "number", "object", "set", "bytes", "nan", "infinity",
-         "nul-in-value", "nul-in-key", "lone-surrogate"],
+    ids=[
+        "empty-list",
+        "list",
+        "string",
+        "number",
+        "object",
+        "set",
+        "bytes",
+        "nan",
+        "infinity",
+        "nul-in-value",
+        "nul-in-key",
+        "lone-surrogate",
+    ],
 )
 def test_invalid_workspace_raises_and_writes_nothing(workspace):
     with pytest.raises(InvalidWorkspaceError) as excinfo:
@@ -247,8 +270,12 @@ def test_queue_name_of_64_characters_is_accepted():
 
 @pytest.mark.parametrize(
     ("queue_name", "message"),
-    [("q" * 65, "65 characters long; the limit is 64"), ("", "non-empty string"),
-     (None, "non-empty string"), (5, "non-empty string")],
+    [
+        ("q" * 65, "65 characters long; the limit is 64"),
+        ("", "non-empty string"),
+        (None, "non-empty string"),
+        (5, "non-empty string"),
+    ],
     ids=["65-chars", "empty", "none", "number"],
 )
 def test_bad_queue_name_raises_and_writes_nothing(queue_name, message):
@@ -267,8 +294,14 @@ def test_priority_within_32_bits_is_stored(priority):
 
 @pytest.mark.parametrize(
     ("priority", "message"),
-    [("5", "must be an integer"), (1.5, "must be an integer"), (None, "must be an integer"),
-     (True, "must be an integer"), (2**31, "out of range"), (-(2**31) - 1, "out of range")],
+    [
+        ("5", "must be an integer"),
+        (1.5, "must be an integer"),
+        (None, "must be an integer"),
+        (True, "must be an integer"),
+        (2**31, "out of range"),
+        (-(2**31) - 1, "out of range"),
+    ],
 )
 def test_bad_priority_raises_and_writes_nothing(priority, message):
     with pytest.raises(InvalidJobError, match=message):
@@ -314,8 +347,11 @@ def test_bad_run_after_raises_and_writes_nothing(run_after):
 
 def test_bulk_create_jobs_fills_next_task_and_runs_each_creation_hook_once():
     created = Job.objects.bulk_create_jobs(
-        [{"name": "chain", "workspace": {"n": 1}}, Job(name="chain", workspace={"n": 2}),
-         {"name": "noop", "queue_name": "other", "priority": 4}]
+        [
+            {"name": "chain", "workspace": {"n": 1}},
+            Job(name="chain", workspace={"n": 2}),
+            {"name": "noop", "queue_name": "other", "priority": 4},
+        ]
     )
 
     assert sorted(hook_calls()) == sorted(str(job.pk) for job in created[:2])
@@ -361,8 +397,13 @@ def test_bulk_create_jobs_with_nothing_to_create():
         ({"name": "noop", "queue_name": "q" * 65}, InvalidJobError),
         ({"name": "noop", "priority": "high"}, InvalidJobError),
     ],
-    ids=["unknown-name", "workspace-list", "workspace-unserialisable", "queue-too-long",
-         "priority-not-int"],
+    ids=[
+        "unknown-name",
+        "workspace-list",
+        "workspace-unserialisable",
+        "queue-too-long",
+        "priority-not-int",
+    ],
 )
 def test_bulk_create_jobs_validates_every_job_before_inserting_any(bad, error):
     batch = [{"name": "noop"}] * 3 + [bad]
@@ -409,13 +450,13 @@ def test_get_queue_depths_of_an_empty_table():
 # --- delete_old ----------------------------------------------------------------------------------
 
 
-
-
 def test_delete_old_deletes_only_finished_jobs_older_than_the_cutoff_in_batches():
     old_finished = [make_job(Job.STATES.COMPLETED, age_hours=30) for _ in range(3)]
     old_finished += [make_job(Job.STATES.FAILED, age_hours=48) for _ in range(2)]
-    kept = [make_job(state, age_hours=30) for state in
-            (Job.STATES.NEW, Job.STATES.READY, Job.STATES.PROCESSING)]
+    kept = [
+        make_job(state, age_hours=30)
+        for state in (Job.STATES.NEW, Job.STATES.READY, Job.STATES.PROCESSING)
+    ]
     kept += [make_job(Job.STATES.COMPLETED, age_hours=23), make_job(Job.STATES.FAILED, age_hours=1)]
 
     with CaptureQueriesContext(connection) as queries:
@@ -473,7 +514,8 @@ def test_delete_old_batch_query_does_not_sort():
 
 
 @pytest.mark.parametrize(
-    "hours", [-1, -0.5, math.nan, math.inf, 1e12, "24", None],
+    "hours",
+    [-1, -0.5, math.nan, math.inf, 1e12, "24", None],
     ids=["negative", "negative-fraction", "nan", "infinity", "too-large", "string", "none"],
 )
 def test_delete_old_rejects_bad_hours_and_deletes_nothing(hours):
@@ -550,8 +592,13 @@ def test_processing_held_by_and_lease_expired():
 
 def test_default_ordering_is_priority_descending_then_created():
     base = timezone.now() - datetime.timedelta(hours=1)
-    specs = [("low-old", 0, 0), ("high-new", 10, 30), ("high-old", 10, 10), ("low-new", 0, 20),
-             ("negative", -5, 5)]
+    specs = [
+        ("low-old", 0, 0),
+        ("high-new", 10, 30),
+        ("high-old", 10, 10),
+        ("low-new", 0, 20),
+        ("negative", -5, 5),
+    ]
     for label, priority, minutes in specs:
         job = Job.objects.create(name="noop", workspace={"label": label}, priority=priority)
         Job.objects.filter(pk=job.pk).update(created=base + datetime.timedelta(minutes=minutes))
@@ -571,7 +618,11 @@ def test_states_values():
     assert Job.STATES.COMPLETED == "COMPLETED"
     assert Job.STATES.FAILED == "FAILED"
     assert [value for value, _ in Job.STATES.choices] == [
-        "NEW", "READY", "PROCESSING", "COMPLETED", "FAILED"
+        "NEW",
+        "READY",
+        "PROCESSING",
+        "COMPLETED",
+        "FAILED",
     ]
 
 
