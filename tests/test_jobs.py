@@ -287,3 +287,76 @@ def test_resolve_imports_the_dotted_path():
     from tests import tasks
 
     assert jobs.resolve("tests.tasks.noop") is tasks.noop
+
+
+# --- built-in job types and per-job options ------------------------------------------------
+
+
+def per_job_options(job) -> dict:
+    """A job_options function (named by dotted path below): options from the workspace."""
+    return {**job.workspace.get("options", {}), "tasks": ("ignored",)}
+
+
+def broken_options(job) -> dict:
+    raise RuntimeError("bad row")
+
+
+@pytest.fixture
+def builtin(monkeypatch):
+    """A built-in job type "dbq.test" whose jobs carry their own options."""
+    job_type = JobType(
+        name="dbq.test",
+        tasks=("tests.tasks.noop",),
+        max_attempts=2,
+        job_options="tests.test_jobs.per_job_options",
+    )
+    monkeypatch.setitem(jobs.BUILTIN_JOB_TYPES, "dbq.test", job_type)
+    return job_type
+
+
+def test_a_builtin_job_type_is_known_but_not_part_of_jobs(builtin, settings):
+    assert jobs.get_job_type("dbq.test") is builtin
+    assert "dbq.test" not in jobs.job_types()
+    with pytest.raises(UnknownJobError) as excinfo:
+        jobs.get_job_type("no_such_job")
+    assert "dbq.test" not in excinfo.value.known
+    del settings.JOBS
+    assert jobs.get_job_type("dbq.test") is builtin
+
+
+def test_the_django_tasks_job_type_is_built_in():
+    job_type = jobs.get_job_type(jobs.TASKS_JOB_NAME)
+    assert job_type.tasks == ("django_dbq.tasks.run_task",)
+    assert job_type.job_options == "django_dbq.tasks.job_options"
+
+
+def test_a_jobs_entry_cannot_take_a_builtin_name():
+    _, problems = jobs.validate({jobs.TASKS_JOB_NAME: ["tests.tasks.noop"]})
+    [problem] = problems
+    assert problem.id == "django_dbq.E003"
+    assert "reserved" in problem.msg
+
+
+def test_job_type_for_applies_the_jobs_own_options(builtin):
+    job = SimpleNamespace(name="dbq.test", pk=1, workspace={"options": {"max_attempts": 5}})
+    job_type = jobs.job_type_for(job)
+    assert job_type.max_attempts == 5
+    assert job_type.tasks == builtin.tasks  # only PER_JOB_OPTION_KEYS are taken
+    plain = SimpleNamespace(name="dbq.test", pk=2, workspace={})
+    assert jobs.job_type_for(plain) == builtin
+
+
+def test_job_type_for_a_jobs_type_or_an_unknown_name():
+    assert jobs.job_type_for(SimpleNamespace(name="noop", pk=1)) is jobs.get_job_type("noop")
+    assert jobs.job_type_for(SimpleNamespace(name="gone", pk=1)) is None
+
+
+def test_job_type_for_falls_back_when_job_options_fails(builtin, monkeypatch, caplog):
+    monkeypatch.setitem(
+        jobs.BUILTIN_JOB_TYPES,
+        "dbq.test",
+        dataclasses.replace(builtin, job_options="tests.test_jobs.broken_options"),
+    )
+    job = SimpleNamespace(name="dbq.test", pk=7, workspace={})
+    assert jobs.job_type_for(job).max_attempts == 2
+    assert "Could not read the options of job 7" in caplog.text
