@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, F, Min
+from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from .models import RUNNABLE_STATES, Job, JobStates
@@ -152,13 +152,14 @@ def claim(
         pick = _pick_sql(connection, queues, dt(now), limit, lock=False)
         jobs = _claim_sqlite(connection, owner, pick, now, expires, using)
     else:
-        candidates = (
+        candidates = [
             Job.objects.db_manager(using)
-            .runnable(now=now)
-            .in_queues(queues)
-            .filter(batch_key__isnull=True)
+            .filter(state=state, batch_key__isnull=True, queue_name=queue)
+            .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
             .order_by("-priority", "created")
-        )
+            for state in RUNNABLE_STATES
+            for queue in queues
+        ]
         jobs = _claim_select_then_update(owner, candidates, limit, now, expires, using)
     jobs.sort(key=_order_key)
     if cursor is not None:
@@ -243,12 +244,13 @@ def claim_batch(
     now = now or timezone.now()
     expires = now + datetime.timedelta(seconds=lease_seconds)
     if connection.vendor == "mysql":
-        candidates = (
+        candidates = [
             Job.objects.db_manager(using)
-            .runnable(now=now)
-            .filter(name=name, queue_name=queue, batch_key=batch_key)
+            .filter(state=state, name=name, queue_name=queue, batch_key=batch_key)
+            .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
             .order_by("created")
-        )
+            for state in RUNNABLE_STATES
+        ]
         jobs = _claim_select_then_update(owner, candidates, size, now, expires, using)
     else:
         dt = connection.ops.adapt_datetimefield_value
@@ -364,11 +366,25 @@ def _claim_sqlite(connection, owner, pick, now, expires, using) -> list[Job]:
 
 
 def _claim_select_then_update(owner, candidates, limit, now, expires, using) -> list[Job]:
-    """MySQL/MariaDB: SELECT ... FOR UPDATE SKIP LOCKED, then UPDATE, in one transaction."""
+    """MySQL/MariaDB: SELECT ... FOR UPDATE SKIP LOCKED, then UPDATE, in one transaction.
+
+    ``candidates`` are querysets with one equality per index column (one state, one
+    queue), each read in index order: InnoDB locks every row a scan touches, so a
+    scan must not sort (``state IN (...)`` would). The best ``limit`` rows of their
+    union are claimed; the few extra rows locked are released at commit.
+    """
     with transaction.atomic(using=using):
-        jobs = list(candidates.select_for_update(skip_locked=True)[:limit])
-        if not jobs:
+        found: list[Job] = []
+        for queryset in candidates:
+            found += list(queryset.select_for_update(skip_locked=True)[:limit])
+        if not found:
             return []
+        order = queryset.query.order_by
+        if order and order[0] == "-priority":
+            found.sort(key=_order_key)
+        else:
+            found.sort(key=lambda job: job.created)
+        jobs = found[:limit]
         Job.objects.db_manager(using).filter(pk__in=[j.pk for j in jobs]).update(
             state=JobStates.PROCESSING,
             lease_owner=owner,
@@ -472,7 +488,8 @@ def _index_sql(vendor: str, table: str) -> list[str]:
             f"CREATE INDEX {PRUNE_INDEX} ON {table} (created) WHERE state IN ({finished})",
         ]
     return [
-        f"CREATE INDEX {CLAIM_INDEX} ON {table} (state, queue_name, priority, created)",
+        f"CREATE INDEX {CLAIM_INDEX} ON {table} "
+        "(state, batch_key, queue_name, priority DESC, created)",
         f"CREATE INDEX {BATCH_INDEX} ON {table} (state, name, queue_name, batch_key, created)",
         f"CREATE INDEX {LEASE_INDEX} ON {table} (state, lease_expires_at)",
         f"CREATE INDEX {PRUNE_INDEX} ON {table} (state, created)",

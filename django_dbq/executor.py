@@ -106,19 +106,19 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
     try:
         job_type = _check_row(job)
         _send(signals.job_started, job=job)
-        try:
-            _call_hook(job_type.pre_task_hook, job)
-            jobs.resolve(task)(job)
-        finally:
-            try:
-                _call_hook(job_type.post_task_hook, job)
-            except Exception:
-                logger.exception("Post-task hook of job %s raised; ignored", job.pk)
-        models.validate_workspace(job.workspace)
+        _call_hook(job_type.pre_task_hook, job)
+        jobs.resolve(task)(job)
     except PermanentJobError as exc:
         error, permanent = exc, True
     except Exception as exc:
         error = exc
+    if error is None:
+        assert job_type is not None
+        _post_task_hook(job_type, job)
+        try:
+            models.validate_workspace(job.workspace)
+        except Exception as exc:
+            error = exc
     duration = time.monotonic() - start
 
     if error is None:
@@ -133,7 +133,19 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
         return Outcome(job, "advanced" if landed else "lost", duration, task)
 
     _forget_broken_connections()
-    return _settle_failure(job, job_type, error, permanent, owner, task, duration)
+    outcome = _settle_failure(job, job_type, error, permanent, owner, task, duration)
+    if job_type is not None and not permanent:
+        # As in django-db-queue: the post-task hook runs even when the task failed,
+        # after the failure hook.
+        _post_task_hook(job_type, job)
+    return outcome
+
+
+def _post_task_hook(job_type: jobs.JobType, job: Job) -> None:
+    try:
+        _call_hook(job_type.post_task_hook, job)
+    except Exception:
+        logger.exception("Post-task hook of job %s raised; ignored", job.pk)
 
 
 def _settle_failure(

@@ -70,8 +70,11 @@ def test_a_failing_task_fails_the_job_runs_the_failure_hook_and_the_post_hook():
     assert error["message"] == "task failed on purpose"
     assert "Traceback" in error["traceback"] and "tests/tasks.py" in error["traceback"]
     assert error["worker"] == OWNER and error["attempt"] == 1
-    assert ("failure_hook", "ValueError: task failed on purpose") in tasks.calls
-    assert ("post_task_hook", "tests.tasks.fail") in tasks.calls
+    # django-db-queue's order: the failure hook, then the post-task hook.
+    assert tasks.calls == [
+        ("failure_hook", "ValueError: task failed on purpose"),
+        ("post_task_hook", "tests.tasks.fail"),
+    ]
 
 
 def test_a_failing_pre_task_hook_counts_as_a_task_failure():
