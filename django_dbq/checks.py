@@ -28,6 +28,7 @@ def check_dbq_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
         "DBQ_RESCUE_INTERVAL": (lambda v: _number(v) and v > 0, "a number of seconds > 0"),
         "DBQ_MAX_ERRORS_KEPT": (lambda v: _integer(v) and v >= 1, "a whole number >= 1"),
         "DBQ_CLAIM_BATCH": (lambda v: _integer(v) and 1 <= v <= 10_000, "a whole number, 1-10000"),
+        "DBQ_SQLITE_BUSY_TIMEOUT": (lambda v: _number(v) and v >= 0, "a number of seconds >= 0"),
     }
     messages: list[checks.CheckMessage] = []
     for name, (valid, expected) in rules.items():

@@ -28,12 +28,12 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
+from . import conf
 from .models import RUNNABLE_STATES, Job, JobStates
 
 logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "django_dbq"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 CLAIM_INDEX = "django_dbq_claim"
 LEASE_INDEX = "django_dbq_lease"
 BATCH_INDEX = "django_dbq_batch"
@@ -466,7 +466,8 @@ def prepare_connection(connection: BaseDatabaseWrapper) -> None:
     """Tune a worker's connection: WAL and a long busy timeout on SQLite."""
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            timeout_ms = int(conf.sqlite_busy_timeout() * 1000)  # DBQ_SQLITE_BUSY_TIMEOUT
+            cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
 

@@ -14,6 +14,8 @@ setting                        default  meaning
 ``DBQ_CLAIM_BATCH``            100      most jobs one worker claims per query
 ``DBQ_RUN_SYNCHRONOUSLY``      False    run every new job's chain in the creating
                                         process when its transaction commits
+``DBQ_SQLITE_BUSY_TIMEOUT``    30       SQLite only: seconds a worker's statement
+                                        waits for another process's write lock
 =============================  =======  =========================================
 """
 
@@ -29,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "DBQ_MAX_ERRORS_KEPT": 20,
     "DBQ_CLAIM_BATCH": 100,
     "DBQ_RUN_SYNCHRONOUSLY": False,
+    "DBQ_SQLITE_BUSY_TIMEOUT": 30.0,
 }
 
 # Largest traceback text kept for one attempt, in characters.
@@ -63,3 +66,7 @@ def raw_jobs() -> Any:
 
 def run_synchronously() -> bool:
     return bool(get("DBQ_RUN_SYNCHRONOUSLY"))
+
+
+def sqlite_busy_timeout() -> float:
+    return float(get("DBQ_SQLITE_BUSY_TIMEOUT"))

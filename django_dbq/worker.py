@@ -41,6 +41,8 @@ logger = logging.getLogger("django_dbq.worker")
 # Aim to claim about this much work (in seconds of task time) per claim query.
 CLAIM_WINDOW_SECONDS = 0.05
 DB_ERRORS = (DatabaseError, InterfaceError)
+# A second SIGTERM/SIGINT sooner than this after the first is the same stop request.
+SECOND_SIGNAL_AFTER = 1.0
 # How often a worker looks for batches that are due (at most; sooner for short waits).
 BATCH_CHECK_SECONDS = 1.0
 
@@ -406,7 +408,13 @@ class Worker:
     # --- shutdown ----------------------------------------------------------------------------
 
     def _install_signal_handlers(self) -> None:
+        first_at: list[float] = []
+
         def handle(signum: int, frame: Any) -> None:
+            if first_at and time.monotonic() - first_at[0] < SECOND_SIGNAL_AFTER:
+                # The same stop delivered twice (e.g. systemd signals the whole control
+                # group and the --processes supervisor forwards it too): not a second one.
+                return
             if self._stop.is_set():
                 logger.warning("Second %s: releasing running jobs now", signal.Signals(signum).name)
                 self.request_stop(force=True)
@@ -416,6 +424,7 @@ class Worker:
                     signal.Signals(signum).name,
                     self.grace,
                 )
+                first_at.append(time.monotonic())
                 self.request_stop()
 
         signal.signal(signal.SIGTERM, handle)

@@ -6,6 +6,7 @@ import itertools
 import os
 import re
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from django.db import connection
 from django.db.models import Count
 
 from django_dbq.models import Job
+from django_dbq.worker import SECOND_SIGNAL_AFTER
 from tests.conftest import run_command, wait_for
 from tests.models import Execution
 
@@ -99,12 +101,36 @@ def test_a_second_signal_releases_at_once(start_worker, tmp_path):
     worker = start_worker("--grace", "600")
     wait_for(lambda: marker_lines(marker), message="the task to start")
     worker.signal(signal.SIGINT)
+    first = time.monotonic()
     wait_for(lambda: "finishing running jobs" in worker.output(), message="first signal seen")
+    # A repeat within SECOND_SIGNAL_AFTER is the same stop request; later it is a second.
+    wait_for(lambda: time.monotonic() - first > SECOND_SIGNAL_AFTER, message="the window")
     worker.signal(signal.SIGINT)
     assert worker.wait(timeout=30) == 0, worker.output()
     job.refresh_from_db()
     assert job.state == Job.STATES.READY
     assert job.attempts == 0
+
+
+def test_a_signal_delivered_twice_at_once_is_one_stop_request(start_worker, tmp_path):
+    marker = tmp_path / "started"
+    job = Job.objects.create(
+        name="sleepy", workspace={"seconds": 1.5, "started_marker": str(marker)}
+    )
+    worker = start_worker("--grace", "20")
+    wait_for(lambda: marker_lines(marker), message="the task to start")
+    worker.signal(signal.SIGTERM)  # as systemd and a --processes supervisor both would
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0, worker.output()
+    job.refresh_from_db()
+    assert job.state == Job.STATES.COMPLETED
+
+
+def test_dry_run_checks_the_options_and_exits():
+    result = run_command("worker", "emails", "--concurrency", "3", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "Starting job worker for queue(s) emails" in result.stdout
+    assert "concurrency=3" in result.stdout
 
 
 def test_a_job_of_a_killed_worker_is_rescued_and_finished_by_another(start_worker, tmp_path):

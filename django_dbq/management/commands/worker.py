@@ -62,6 +62,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--burst", action="store_true", help="Exit once no runnable jobs are left."
         )
+        parser.add_argument(
+            "--dry-run",
+            "--dry_run",
+            action="store_true",
+            dest="dry_run",
+            help="Check the options and settings, print what would run, and exit.",
+        )
 
     def handle(self, *args, **options):
         self._configure_logging(options["verbosity"])
@@ -74,6 +81,18 @@ class Command(BaseCommand):
             "burst": options["burst"],
         }
         processes = _positive_int("--processes", options["processes"])
+        if options["dry_run"]:
+            from django_dbq import jobs
+
+            try:
+                jobs.job_types()
+            except DbqError as exc:
+                raise CommandError(str(exc)) from None
+            self.stdout.write(
+                f"Starting job worker for queue(s) {', '.join(queues)} "
+                f"(dry run: concurrency={settings['concurrency']}, processes={processes})"
+            )
+            return
         if processes > 1:
             from django_dbq.supervisor import Supervisor
 
