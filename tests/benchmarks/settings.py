@@ -1,0 +1,26 @@
+"""Settings for the processes the benchmark suite starts: the test settings plus
+the benchmark app (its bare model) and the benchmark job types.
+
+The database comes from ``DATABASE_URL`` / ``DBQ_DATABASE_NAME`` as in
+tests/settings.py; ``BENCH_BIG_DATABASE_NAME`` adds a second alias, ``big``,
+for the table holding a million finished jobs (figure 7, PostgreSQL only).
+"""
+
+import os
+
+from tests.settings import *  # noqa: F403
+from tests.settings import DATABASES, INSTALLED_APPS
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.benchmarks.apps.BenchmarksConfig"]
+
+if os.environ.get("BENCH_BIG_DATABASE_NAME"):
+    DATABASES = {**DATABASES, "big": {**DATABASES["default"],
+                                      "NAME": os.environ["BENCH_BIG_DATABASE_NAME"]}}
+
+# Only the benchmark's own job types: the test suite's JOBS has batch job types (one
+# with "wait": 0), which make every worker look for due batches before each claim.
+JOBS = {
+    "noop": ["tests.tasks.noop"],
+    "bench_sleep": ["tests.benchmarks.tasks.sleep_50ms"],
+    "bench_pickup": ["tests.benchmarks.tasks.record_start"],
+}
