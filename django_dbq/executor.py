@@ -354,7 +354,8 @@ def rescue_expired(rescuer: str, *, limit: int = 100) -> int:
         record = error_record(error, job, job.next_task, job.lease_owner)
         record["traceback"] = ""
         record["rescued_by"] = rescuer
-        failed = job.attempts >= max_attempts
+        # A tracked operation (no next task) cannot be run again by a worker.
+        failed = job.attempts >= max_attempts or not job.next_task
         values: dict[str, Any] = {
             "state": models.JobStates.FAILED if failed else models.JobStates.READY,
             "errors": models._keep_errors(job, record),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import os
 import secrets
 import socket
@@ -24,6 +25,8 @@ from django.utils import timezone
 
 from . import conf, executor, models
 from .models import Job, JobStates
+
+logger = logging.getLogger("django_dbq.tracking")
 
 
 class _Renewer(threading.Thread):
@@ -80,12 +83,22 @@ def track(
     renewer.start()
     try:
         yield job
+        models.validate_workspace(job.workspace)
     except BaseException as exc:
         renewer.stopped.set()
         record = executor.error_record(exc, job, name, owner)
-        models.mark_failed(job, owner, record)
+        if not models.mark_failed(job, owner, record):
+            _lost(job)
         raise
-    else:
-        renewer.stopped.set()
-        models.validate_workspace(job.workspace)
-        models.finish_tracked(job, owner)
+    renewer.stopped.set()
+    if not models.finish_tracked(job, owner):
+        _lost(job)
+
+
+def _lost(job: Job) -> None:
+    logger.warning(
+        "Tracked operation %s (%s) was no longer held by this process (its lease "
+        "expired and a worker marked it FAILED); its outcome was not saved",
+        job.pk,
+        job.name,
+    )

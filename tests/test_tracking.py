@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import signal
 import subprocess
 import sys
@@ -9,8 +10,10 @@ import uuid
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
+from django.utils import timezone
 
 from django_dbq import executor
+from django_dbq.exceptions import InvalidWorkspaceError
 from django_dbq.models import Job
 from tests.conftest import ROOT, wait_for, worker_env
 from tests.models import Card, Document, Game, Player, Tag
@@ -136,3 +139,23 @@ def test_the_renewer_keeps_a_long_operation_alive(settings):
         )
         assert executor.rescue_expired("rescuer") == 0
     assert Job.objects.get(pk=op.pk).state == Job.STATES.COMPLETED
+
+
+def test_an_unstorable_output_fails_the_operation_at_once():
+    with pytest.raises(InvalidWorkspaceError), Job.objects.track("import_players") as op:
+        op.workspace["when"] = object()
+    row = Job.objects.get(pk=op.pk)
+    assert row.state == Job.STATES.FAILED
+    assert "not JSON-serialisable" in row.errors[0]["message"]
+
+
+def test_a_lost_operation_named_like_a_retried_job_type_is_failed_not_requeued(settings):
+    settings.DBQ_LEASE_SECONDS = 1.0
+    with Job.objects.track("flaky") as op:  # "flaky" allows 3 attempts in JOBS
+        Job.objects.filter(pk=op.pk).update(
+            lease_expires_at=timezone.now() - datetime.timedelta(seconds=1)
+        )
+        assert executor.rescue_expired("rescuer") == 1
+    row = Job.objects.get(pk=op.pk)
+    assert row.state == Job.STATES.FAILED
+    assert row.errors[0]["type"] == "django_dbq.executor.WorkerLostError"
