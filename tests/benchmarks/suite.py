@@ -1042,8 +1042,8 @@ def table(report: dict[str, Any]) -> str:
                 if s == "dbq" else cell(figure, data["systems"].get(s)))
               for s in systems),
             target.get("target", ""),
-            {True: "yes", False: "NO", None: "?"}[met] + (f" ({target['detail']})"
-                                                          if target.get("detail") else ""),
+            ({True: "yes", False: "NO", None: "?"}[met] if target else "")
+            + (f" ({target['detail']})" if target.get("detail") else ""),
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
@@ -1059,14 +1059,14 @@ def rst_table(report: dict[str, Any]) -> str:
     rows = [header]
     for figure, data in report["figures"].items():
         target = report["targets"].get(figure, {})
-        met = {True: "yes", False: "**no**", None: "?"}[target.get("met")]
+        met = {True: "yes", False: "**no**", None: "?"}[target.get("met")] if target else "—"
         rows.append([
             f"{figure[-1]}. {data['title']}",
             *(("(as default)" if figure == "figure5" and s == "tdb_tuned" and
                 "tdb_default" in data["systems"] else dbq_cell(figure, data["systems"])
                 if s == "dbq" else cell(figure, data["systems"].get(s)))
               for s in systems),
-            target.get("target", "").replace(">=", "≥").replace("<=", "≤"),
+            (target.get("target") or "—").replace(">=", "≥").replace("<=", "≤"),
             met + (f" ({target['detail']})" if target.get("detail") else ""),
         ])
     for row in rows:
