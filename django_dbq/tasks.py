@@ -385,6 +385,8 @@ class DatabaseBackend(BaseTaskBackend):
         if isinstance(task, DatabaseTask):
             stored = _row_options(workspace)
             changes.update({key: stored.get(key) for key in TASK_OPTION_KEYS})
+        if all(getattr(task, key) == value for key, value in changes.items()):
+            return task  # as declared: no need to build (and validate) a copy
         return dataclasses.replace(task, **changes)
 
     def result_for(self, job: Any, *, task: Task | None = None) -> TaskResult:
@@ -445,8 +447,9 @@ def run_task(job: Any) -> None:
     timeout = _effective_options(backend, workspace).get("timeout")
     try:
         value = normalize_json(_call(task, result, timeout))
-        workspace["return_value"] = value
-        validate_workspace(workspace)
+        if value is not None:  # None is what a result without one reports anyway
+            workspace["return_value"] = value
+            validate_workspace(workspace)
     except BaseException as exc:
         workspace.pop("return_value", None)
         job_type = jobs.job_type_for(job)
