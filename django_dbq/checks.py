@@ -29,6 +29,10 @@ def check_dbq_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
         "DBQ_MAX_ERRORS_KEPT": (lambda v: _integer(v) and v >= 1, "a whole number >= 1"),
         "DBQ_CLAIM_BATCH": (lambda v: _integer(v) and 1 <= v <= 10_000, "a whole number, 1-10000"),
         "DBQ_SQLITE_BUSY_TIMEOUT": (lambda v: _number(v) and v >= 0, "a number of seconds >= 0"),
+        "DBQ_MAX_WORKSPACE_BYTES": (
+            lambda v: v is None or (_integer(v) and v >= 1),
+            "a whole number of bytes >= 1, or None for no limit",
+        ),
     }
     messages: list[checks.CheckMessage] = []
     for name, (valid, expected) in rules.items():

@@ -459,6 +459,18 @@ class Listener(threading.Thread):
         connections[self.using].close()
 
 
+def check_writable(using: str = "default") -> None:
+    """One round trip that fails (DatabaseError) while the database takes no writes:
+    on SQLite it takes and drops the write lock, elsewhere ``SELECT 1``."""
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite" and not connection.in_atomic_block:
+            cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute("ROLLBACK")
+        else:
+            cursor.execute("SELECT 1")
+
+
 # --- per-connection set-up and schema objects ----------------------------------------
 
 

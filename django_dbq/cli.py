@@ -90,6 +90,21 @@ def parse_hours(text: str | float) -> float:
     return hours
 
 
+def parse_queue_names(names: list[str]) -> list[str]:
+    """Check queue names given on the command line (as ``Job.queue_name`` is checked)."""
+    from .models import QUEUE_NAME_MAX_LENGTH
+
+    for name in names:
+        if not name:
+            raise InvalidJobError("A queue name must be a non-empty string, not ''.")
+        if len(name) > QUEUE_NAME_MAX_LENGTH:
+            raise InvalidJobError(
+                f"Queue name {name[:20]!r}... is {len(name)} characters long; "
+                f"the limit is {QUEUE_NAME_MAX_LENGTH}."
+            )
+    return list(names)
+
+
 def create_job(
     name: str,
     *,
@@ -110,4 +125,12 @@ def create_job(
         return Job.objects.create(**values)
 
 
-__all__ = ["DbqError", "create_job", "parse_hours", "parse_int", "parse_when", "parse_workspace"]
+__all__ = [
+    "DbqError",
+    "create_job",
+    "parse_hours",
+    "parse_int",
+    "parse_queue_names",
+    "parse_when",
+    "parse_workspace",
+]

@@ -16,6 +16,9 @@ setting                        default  meaning
                                         process when its transaction commits
 ``DBQ_SQLITE_BUSY_TIMEOUT``    30       SQLite only: seconds a worker's statement
                                         waits for another process's write lock
+``DBQ_MAX_WORKSPACE_BYTES``    8 MiB    largest workspace (as UTF-8 JSON) a job
+                                        may be created with or a task may leave;
+                                        ``None``: no limit
 =============================  =======  =========================================
 """
 
@@ -32,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "DBQ_CLAIM_BATCH": 100,
     "DBQ_RUN_SYNCHRONOUSLY": False,
     "DBQ_SQLITE_BUSY_TIMEOUT": 30.0,
+    "DBQ_MAX_WORKSPACE_BYTES": 8 * 1024 * 1024,
 }
 
 # Largest traceback text kept for one attempt, in characters.
@@ -70,3 +74,8 @@ def run_synchronously() -> bool:
 
 def sqlite_busy_timeout() -> float:
     return float(get("DBQ_SQLITE_BUSY_TIMEOUT"))
+
+
+def max_workspace_bytes() -> int | None:
+    value = get("DBQ_MAX_WORKSPACE_BYTES")
+    return None if value is None else int(value)

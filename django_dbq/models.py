@@ -201,6 +201,12 @@ class Job(models.Model):
         # The indexes differ by database (partial where supported) and so are created
         # by migration 0002 from claiming.install_schema_objects: one serving the
         # claim, one the lease rescue, one delete_old_jobs.
+        constraints = [
+            # A row with a state no code knows would never be claimed nor rescued.
+            models.CheckConstraint(
+                condition=Q(state__in=JobStates.values), name="django_dbq_job_state_known"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} {self.pk} ({self.state})"
@@ -297,9 +303,15 @@ def validate_workspace(workspace: Any) -> None:
         # Strict JSON that every supported database can store: no NaN or Infinity, no
         # lone surrogates (the encode fails) and, below, no NUL characters (jsonb).
         text = json.dumps(workspace, allow_nan=False, ensure_ascii=False)
-        text.encode("utf-8")
+        size = len(text.encode("utf-8"))
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidWorkspaceError(f"The workspace is not JSON-serialisable: {exc}.") from None
+    limit = conf.max_workspace_bytes()
+    if limit is not None and size > limit:
+        raise InvalidWorkspaceError(
+            f"The workspace is {size} bytes of JSON; the limit is {limit} "
+            "(the DBQ_MAX_WORKSPACE_BYTES setting)."
+        )
     if "\\u0000" in text and _contains_nul(workspace):
         raise InvalidWorkspaceError("The workspace contains a NUL character (\\u0000).")
 
@@ -430,10 +442,30 @@ def mark_completed(owner: str, done: list[tuple[Job, bool]]) -> int:
         for job in changed:
             for field, value in final.items():
                 setattr(job, field, value)
-        written += Job.objects.held_by(owner).bulk_update(changed, [*final, "workspace"])
+        for chunk in _by_size(changed):
+            written += Job.objects.held_by(owner).bulk_update(chunk, [*final, "workspace"])
     for job, _ in done:
         job.state, job.next_task, job.finished_at = JobStates.COMPLETED, "", now
     return written
+
+
+# Most workspace bytes one bulk UPDATE carries: MySQL and MariaDB refuse a statement
+# larger than max_allowed_packet (16 MiB by default on MariaDB).
+BULK_UPDATE_BYTES = 4 * 1024 * 1024
+
+
+def _by_size(jobs: list[Job]) -> Iterable[list[Job]]:
+    chunk: list[Job] = []
+    size = 0
+    for job in jobs:
+        length = len(json.dumps(job.workspace))
+        if chunk and size + length > BULK_UPDATE_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(job)
+        size += length
+    if chunk:
+        yield chunk
 
 
 def finish_tracked(job: Job, owner: str) -> bool:
@@ -462,6 +494,13 @@ def release(owner: str, ids: list[Any]) -> int:
             modified=timezone.now(),
         )
     )
+
+
+def release_untracked(owner: str, tracked: set[Any]) -> int:
+    """Hand back the jobs ``owner`` holds but does not track (a claim that committed
+    but whose reply was lost with the connection): READY, the attempt not spent."""
+    held = Job.objects.held_by(owner).filter(lease_expires_at__isnull=False)  # lease index
+    return release(owner, [pk for pk in held.values_list("pk", flat=True) if pk not in tracked])
 
 
 def renew_leases(owner: str, leases: dict[float, list[Any]]) -> int:

@@ -54,8 +54,17 @@ class Supervisor:
         self._signals = 0
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self._forward)
-        signal.signal(signal.SIGINT, self._forward)
+        # The handlers only write the signal's number to a pipe and a thread forwards it:
+        # set() on an Event from a handler can deadlock with the main thread's wait().
+        read_fd, write_fd = os.pipe()
+
+        def relay() -> None:
+            while data := os.read(read_fd, 1):
+                self._forward(data[0], None)
+
+        threading.Thread(target=relay, name="dbq-signals", daemon=True).start()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda signum, frame: os.write(write_fd, bytes([signum])))
         logger.info("Supervisor %d starting %d worker processes", os.getpid(), self.processes)
         backoff = {slot: 0.5 for slot in range(self.processes)}
         slots: dict[int, subprocess.Popen[bytes] | None] = {}
@@ -99,7 +108,7 @@ class Supervisor:
     def _forward(self, signum: int, frame: Any) -> None:
         self._signals += 1
         self._stopping.set()
-        for child in self.children.values():
+        for child in list(self.children.values()):  # the main thread may add one
             if child.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     child.send_signal(signum)

@@ -45,6 +45,7 @@ DB_ERRORS = (DatabaseError, InterfaceError)
 SECOND_SIGNAL_AFTER = 1.0
 # How often a worker looks for batches that are due (at most; sooner for short waits).
 BATCH_CHECK_SECONDS = 1.0
+BATCH_CHECK_MIN_SECONDS = 0.1
 
 
 def _prepare(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -91,16 +92,21 @@ class Worker:
         self._threads_stop = threading.Event()
         self._completer_stop = threading.Event()
         self._completer: threading.Thread | None = None
-        self._avg_duration = 0.01
+        # Until jobs are seen to be fast, claim as for slow ones (one per free runner):
+        # a first batch of slow jobs would be held back from the other workers.
+        self._avg_duration = CLAIM_WINDOW_SECONDS
         self._low_water = 1
         self._cursor = claiming.ClaimCursor()
         self._batch_types = {n: t for n, t in jobs.job_types().items() if t.batch is not None}
         waits = [t.batch.wait for t in self._batch_types.values() if t.batch]
-        self._batch_check_seconds = min([BATCH_CHECK_SECONDS, *[w / 2 for w in waits]])
+        self._batch_check_seconds = max(
+            BATCH_CHECK_MIN_SECONDS, min([BATCH_CHECK_SECONDS, *[w / 2 for w in waits]])
+        )
         self._next_batch_check = 0.0
         self._ripe: list[tuple[str, str, str]] = []
         self._done_ready = threading.Event()
         self._last_claim = 0.0
+        self._lost_reply = False
         self._runners: list[threading.Thread] = []
         self._helpers: list[threading.Thread] = []
         self.processed = 0
@@ -135,6 +141,11 @@ class Worker:
         while not self._stop.is_set():
             self._wake.clear()
             try:
+                if self._lost_reply:
+                    # The query that failed may have been a claim that committed before
+                    # its connection went: hand back what we hold without knowing it.
+                    self._release_untracked()
+                    self._lost_reply = False
                 # Burst mode may stop only if nothing was held when a claim found nothing:
                 # a job held then could still come back READY (its chain's next step).
                 idle_before = not self._held_count()
@@ -145,6 +156,7 @@ class Worker:
             except DB_ERRORS as exc:
                 logger.warning("Database unavailable (%s); retrying in %.1fs", exc, backoff)
                 connections[self.using].close()
+                self._lost_reply = True
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
@@ -327,6 +339,7 @@ class Worker:
                 else:
                     self._held.pop(outcome.job.pk, None)
         self._done_ready.set()
+        self._wake_if_hungry()
 
     def _run_one(self, job: Job, before: str | None) -> None:
         try:
@@ -348,6 +361,13 @@ class Worker:
             else:
                 self._held.pop(job.pk, None)
         self._done_ready.set()
+        self._wake_if_hungry()
+
+    def _wake_if_hungry(self) -> None:
+        """A runner is free and little is buffered: have the main thread claim now,
+        without waiting for the completions to be written first."""
+        if self._ready.qsize() < self._low_water:
+            self._wake.set()
 
     def _complete(self) -> None:
         """Completer thread: write finished jobs in batches, on its own connection.
@@ -385,6 +405,10 @@ class Worker:
         leases = [self.lease] + [t.lease() for t in jobs.job_types().values()]
         interval = max(0.2, min(leases) / 3)
         next_rescue = time.monotonic() + conf.rescue_interval()
+        # Rescue only once the database has worked for a whole lease since this thread
+        # last failed to reach it: after an outage, live workers (cut off too, their
+        # leases running out meanwhile) must get to renew first; they renew every third.
+        healthy_since: float | None = float("-inf")
         try:
             while not self._threads_stop.wait(interval):
                 try:
@@ -392,14 +416,24 @@ class Worker:
                         by_lease: dict[float, list[Any]] = {}
                         for pk, seconds in self._held.items():
                             by_lease.setdefault(seconds, []).append(pk)
-                    models.renew_leases(self.owner, by_lease)
-                    if time.monotonic() >= next_rescue and not self._stop.is_set():
+                    if by_lease:
+                        models.renew_leases(self.owner, by_lease)
+                    else:
+                        claiming.check_writable(self.using)  # so that an outage is noticed
+                    if healthy_since is None:
+                        healthy_since = time.monotonic()
+                    if (
+                        time.monotonic() >= next_rescue
+                        and time.monotonic() - healthy_since >= self.lease
+                        and not self._stop.is_set()
+                    ):
                         next_rescue = time.monotonic() + conf.rescue_interval()
                         if executor.rescue_expired(self.owner):
                             self._wake.set()
                 except DB_ERRORS as exc:
                     logger.warning("Heartbeat could not reach the database (%s)", exc)
                     connections[self.using].close()
+                    healthy_since = None
                 except Exception:
                     logger.exception("Heartbeat failed; going on")
         finally:
@@ -409,8 +443,20 @@ class Worker:
 
     def _install_signal_handlers(self) -> None:
         first_at: list[float] = []
+        # The handler only writes the signal's number to a pipe; a thread acts on it. A
+        # handler runs in the main thread between two bytecodes, maybe while that thread
+        # holds an Event's lock (inside wait() or clear()): calling set() on that Event
+        # from the handler would wait for the lock forever, and the worker never stop.
+        read_fd, write_fd = os.pipe()
+
+        def relay() -> None:
+            while data := os.read(read_fd, 1):
+                act(data[0])
 
         def handle(signum: int, frame: Any) -> None:
+            os.write(write_fd, bytes([signum]))
+
+        def act(signum: int) -> None:
             if first_at and time.monotonic() - first_at[0] < SECOND_SIGNAL_AFTER:
                 # The same stop delivered twice (e.g. systemd signals the whole control
                 # group and the --processes supervisor forwards it too): not a second one.
@@ -427,6 +473,7 @@ class Worker:
                 first_at.append(time.monotonic())
                 self.request_stop()
 
+        threading.Thread(target=relay, name="dbq-signals", daemon=True).start()
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
 
@@ -476,6 +523,16 @@ class Worker:
         if self._completer is not None:
             self._completer.join(timeout=30)
         self._safely(self._flush)
+
+    def _release_untracked(self) -> None:
+        with self._lock:
+            tracked = set(self._held)
+        released = models.release_untracked(self.owner, tracked)
+        if released:
+            logger.warning(
+                "Released %d job(s) claimed by a query whose reply was lost with the connection",
+                released,
+            )
 
     def _release(self, ids: list[Any]) -> None:
         released = models.release(self.owner, ids)

@@ -98,6 +98,8 @@ LOGGING = {
 # Short leases so that tests see a killed worker's job rescued within seconds.
 DBQ_LEASE_SECONDS = float(os.environ.get("DBQ_LEASE_SECONDS", "30"))
 DBQ_RESCUE_INTERVAL = float(os.environ.get("DBQ_RESCUE_INTERVAL", "5"))
+# The chaos suite's SQLite lock fault outlasts a short busy timeout.
+DBQ_SQLITE_BUSY_TIMEOUT = float(os.environ.get("DBQ_SQLITE_BUSY_TIMEOUT", "30"))
 
 JOBS = {
     # The README's demo: a chain that passes data through the workspace ...
@@ -146,7 +148,10 @@ JOBS = {
     },
     "bad_post_hook": {"tasks": ["tests.tasks.noop"], "post_task_hook": "tests.tasks.fail"},
     "unserialisable": ["tests.tasks.leave_unserialisable_workspace"],
+    "grow": ["tests.tasks.grow_workspace"],
     "sleepy": {"tasks": ["tests.tasks.sleep_then_record"], "max_attempts": 5},
+    # The chaos suite (tests/chaos): killed workers count attempts, so allow many.
+    "chaos": {"tasks": ["tests.chaos.tasks.record"], "max_attempts": 1000, "backoff": 0},
     # Batch job types.
     "count_clicks": {
         "tasks": ["tests.tasks.count_clicks"],

@@ -90,6 +90,11 @@ def leave_unserialisable_workspace(job):
     job.workspace["when"] = object()
 
 
+def grow_workspace(job):
+    """Leave a workspace of about workspace["bytes"] bytes."""
+    job.workspace["blob"] = "x" * int(job.workspace["bytes"])
+
+
 NOT_CALLABLE = 42
 
 

@@ -268,6 +268,11 @@ def test_valid_options_pass(key, value):
         ("DBQ_CLAIM_BATCH", 0),
         ("DBQ_CLAIM_BATCH", 10_001),
         ("DBQ_CLAIM_BATCH", "100"),
+        ("DBQ_SQLITE_BUSY_TIMEOUT", -1),
+        ("DBQ_SQLITE_BUSY_TIMEOUT", "30"),
+        ("DBQ_MAX_WORKSPACE_BYTES", 0),
+        ("DBQ_MAX_WORKSPACE_BYTES", 1.5e6),
+        ("DBQ_MAX_WORKSPACE_BYTES", "8MB"),
     ],
 )
 def test_e010_bad_dbq_setting(name, value):
@@ -288,6 +293,10 @@ def test_e010_bad_dbq_setting(name, value):
         ("DBQ_MAX_ERRORS_KEPT", 1),
         ("DBQ_CLAIM_BATCH", 1),
         ("DBQ_CLAIM_BATCH", 10_000),
+        ("DBQ_SQLITE_BUSY_TIMEOUT", 0),
+        ("DBQ_SQLITE_BUSY_TIMEOUT", 2.5),
+        ("DBQ_MAX_WORKSPACE_BYTES", 1),
+        ("DBQ_MAX_WORKSPACE_BYTES", None),
     ],
 )
 def test_valid_dbq_settings_pass(name, value):

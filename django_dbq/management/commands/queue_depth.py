@@ -1,5 +1,7 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from django_dbq.cli import parse_queue_names
+from django_dbq.exceptions import DbqError
 from django_dbq.models import Job
 
 
@@ -17,6 +19,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        try:
+            parse_queue_names(options["queue_names"])
+        except DbqError as exc:
+            raise CommandError(str(exc)) from None
         depths = Job.get_queue_depths(exclude_future_jobs=options["exclude_future_jobs"])
         names = options["queue_names"] or sorted({"default", *depths})
         self.stdout.write(

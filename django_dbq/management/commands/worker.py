@@ -3,6 +3,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from django_dbq.cli import parse_queue_names
 from django_dbq.exceptions import DbqError
 
 
@@ -72,7 +73,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self._configure_logging(options["verbosity"])
-        queues = options["queue_names"] or ["default"]
+        try:
+            queues = parse_queue_names(options["queue_names"]) or ["default"]
+        except DbqError as exc:
+            raise CommandError(str(exc)) from None
         settings = {
             "concurrency": _positive_int("--concurrency", options["concurrency"]),
             "rate_limit": _positive_float("--rate_limit", options["rate_limit"]),
