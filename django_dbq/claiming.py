@@ -102,12 +102,16 @@ class ClaimCursor:
     def __init__(self) -> None:
         self.positions: dict[str, tuple[int, datetime.datetime]] = {}
         self.full_scan_at = 0.0
+        self.busy = False
 
     def usable(self, queues: Sequence[str]) -> bool:
         fresh = time.monotonic() - self.full_scan_at < self.FULL_SCAN_EVERY
-        return fresh and all(queue in self.positions for queue in queues)
+        return self.busy and fresh and all(queue in self.positions for queue in queues)
 
-    def advance(self, jobs: list[Job]) -> None:
+    def advance(self, jobs: list[Job], limit: int) -> None:
+        # Only a busy queue (the last claim got all it asked for) is worth resuming: an
+        # idle one is cheap to scan, and one statement beats a resume plus a rescan.
+        self.busy = len(jobs) >= limit
         for job in jobs:  # in run order: the last one per queue is where we stopped
             self.positions[job.queue_name] = (job.priority, job.created)
 
@@ -163,7 +167,7 @@ def claim(
         jobs = _claim_select_then_update(owner, candidates, limit, now, expires, using)
     jobs.sort(key=_order_key)
     if cursor is not None:
-        cursor.advance(jobs)
+        cursor.advance(jobs, limit)
     return jobs
 
 
