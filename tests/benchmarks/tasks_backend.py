@@ -315,6 +315,9 @@ def main() -> None:
     parser.add_argument(
         "--systems", default="dbq,tdb_default,tdb_tuned", help="a comma-separated subset"
     )
+    parser.add_argument(
+        "--figures", default="enqueue,drain1,drain4,pickup", help="a comma-separated subset"
+    )
     args = parser.parse_args()
 
     import django
@@ -347,6 +350,7 @@ def main() -> None:
                 lambda s: measure_pickup(s, args.pickups, tmp),
             ),
         }
+        figures = {f: v for f, v in figures.items() if f in args.figures.split(",")}
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {f: {} for f in figures}
         for run in range(args.runs):
             for figure, (_, measure) in figures.items():
