@@ -273,7 +273,8 @@ class Worker:
         if written != len(done):
             logger.warning(
                 "%d of %d completed jobs were no longer held by this worker (their lease "
-                "expired and another worker took them over); they may run again",
+                "expired and another worker took them over, or an earlier try that lost "
+                "its connection wrote them); they may run again",
                 len(done) - written,
                 len(done),
             )

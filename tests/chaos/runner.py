@@ -189,6 +189,7 @@ def _log_counts(workers: list[Worker]) -> dict[str, int]:
         "save_retried": "Database error while saving a job",
         "listen_lost": "LISTEN connection lost",
         "jobs_rescued": "Job rescued",
+        "lost_claims_released": "claimed by a query whose reply was lost",
         "outcome_discarded": "Job outcome discarded",
         "completions_not_held": "were no longer held by this worker",
         "gave_up": "Giving up on a database action",
@@ -309,8 +310,36 @@ def _stop_all(workers: list[Worker], config: Config) -> dict[int, int | None]:
     return codes
 
 
+def _kill_leftovers(workers: list[Worker]) -> None:
+    """After a run, or a run that raised: no worker process outlives it."""
+    for worker in workers:
+        if worker.proc.poll() is None:
+            worker.proc.kill()
+            worker.proc.wait()
+        worker.close()
+
+
 def run_chaos(config: Config, *, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the chaos run described by ``config``; see the module docstring."""
+    workers: list[Worker] = []
+    try:
+        return _run_chaos(config, progress, workers)
+    finally:
+        _kill_leftovers(workers)
+
+
+def run_shutdown(config: Config, *, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """SIGTERM every worker under load, check the rows, then let new workers finish."""
+    workers: list[Worker] = []
+    try:
+        return _run_shutdown(config, progress, workers)
+    finally:
+        _kill_leftovers(workers)
+
+
+def _run_chaos(
+    config: Config, progress: Callable[[str], None], workers: list[Worker]
+) -> dict[str, Any]:
     from tests.chaos import faults
 
     rng = random.Random(config.seed)
@@ -330,7 +359,7 @@ def run_chaos(config: Config, *, progress: Callable[[str], None] = print) -> dic
     first = config.jobs // 2
     enqueue(first, config, rng)
     to_enqueue = config.jobs - first
-    workers: list[Worker] = [Worker(n, config, env) for n in range(config.workers)]
+    workers += [Worker(n, config, env) for n in range(config.workers)]
     start = time.monotonic()
     started_at = time.time()
     next_kill = start + config.kill_every if config.kill_every else float("inf")
@@ -490,15 +519,16 @@ def run_chaos(config: Config, *, progress: Callable[[str], None] = print) -> dic
     return summary
 
 
-def run_shutdown(config: Config, *, progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """SIGTERM every worker under load, check the rows, then let new workers finish."""
+def _run_shutdown(
+    config: Config, progress: Callable[[str], None], workers: list[Worker]
+) -> dict[str, Any]:
     rng = random.Random(config.seed)
     config.log_dir.mkdir(parents=True, exist_ok=True)
     env = worker_env(config)
     Execution.objects.all().delete()
     Job.objects.all().delete()
     enqueue(config.jobs, config, rng)
-    workers = [Worker(n, config, env) for n in range(config.workers)]
+    workers += [Worker(n, config, env) for n in range(config.workers)]
     start = time.monotonic()
     busy = config.workers * config.concurrency
     # Wait for every worker to run tasks and every runner to be busy (and for the moment).
