@@ -105,6 +105,8 @@ class Worker:
         self._next_batch_check = 0.0
         self._ripe: list[tuple[str, str, str]] = []
         self._done_ready = threading.Event()
+        leases = [self.lease] + [t.lease() for t in jobs.job_types().values()]
+        self._renew_every = max(0.2, min(leases) / 3)
         self._last_claim = 0.0
         self._lost_reply = False
         self._runners: list[threading.Thread] = []
@@ -378,11 +380,21 @@ class Worker:
         milliseconds.
         """
         backoff = 0.5
+        next_renewal = time.monotonic() + self._renew_every
         try:
             while True:
-                self._done_ready.wait(0.5)
+                self._done_ready.wait(min(0.5, self._renew_every))
                 if self._completer_stop.is_set() and not self._done:
                     return
+                if time.monotonic() >= next_renewal:
+                    # Leases are renewed here, on the connection that writes completions:
+                    # two connections updating overlapping rows of ours could deadlock.
+                    next_renewal = time.monotonic() + self._renew_every
+                    try:
+                        self._renew()
+                    except DB_ERRORS as exc:
+                        logger.warning("Could not renew leases (%s)", exc)
+                        connections[self.using].close()
                 if not self._done:
                     continue
                 self._completer_stop.wait(0.002)
@@ -402,9 +414,18 @@ class Worker:
 
     # --- heartbeat: leases and rescue -------------------------------------------------------
 
+    def _renew(self) -> None:
+        """Push back the lease of every job this worker holds (from the completer)."""
+        with self._lock:
+            by_lease: dict[float, list[Any]] = {}
+            for pk, seconds in self._held.items():
+                by_lease.setdefault(seconds, []).append(pk)
+        if by_lease:
+            models.renew_leases(self.owner, by_lease)
+
     def _heartbeat(self) -> None:
-        leases = [self.lease] + [t.lease() for t in jobs.job_types().values()]
-        interval = max(0.2, min(leases) / 3)
+        """Watch the database's health and rescue jobs whose worker was lost."""
+        interval = self._renew_every
         next_rescue = time.monotonic() + conf.rescue_interval()
         # Rescue only once the database has worked for a whole lease since this thread
         # last failed to reach it: after an outage, live workers (cut off too, their
@@ -413,14 +434,7 @@ class Worker:
         try:
             while not self._threads_stop.wait(interval):
                 try:
-                    with self._lock:
-                        by_lease: dict[float, list[Any]] = {}
-                        for pk, seconds in self._held.items():
-                            by_lease.setdefault(seconds, []).append(pk)
-                    if by_lease:
-                        models.renew_leases(self.owner, by_lease)
-                    else:
-                        claiming.check_writable(self.using)  # so that an outage is noticed
+                    claiming.check_writable(self.using)  # so that an outage is noticed
                     if healthy_since is None:
                         healthy_since = time.monotonic()
                     if (
