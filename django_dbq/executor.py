@@ -87,7 +87,7 @@ def _check_row(job: Job) -> jobs.JobType:
             f"Job {job.pk} has a workspace of type {type(job.workspace).__name__}; "
             "a workspace must be a JSON object."
         )
-    return job_type
+    return jobs.job_type_for(job) or job_type
 
 
 def run(job: Job, owner: str, before: str | None) -> Outcome:
@@ -345,7 +345,7 @@ def rescue_expired(rescuer: str, *, limit: int = 100) -> int:
     expired = list(Job.objects.lease_expired(now=now).order_by("lease_expires_at")[:limit])
     rescued = 0
     for job in expired:
-        job_type = jobs.job_types().get(job.name)
+        job_type = jobs.job_type_for(job)
         max_attempts = job_type.max_attempts if job_type else 1
         error = WorkerLostError(
             f"Worker {job.lease_owner} stopped renewing its lease on this job "

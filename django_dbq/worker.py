@@ -208,10 +208,9 @@ class Worker:
         claimed = claiming.claim(
             self.owner, self.queues, room, self.lease, using=self.using, cursor=self._cursor
         )
-        types = jobs.job_types()
         with self._lock:
             for job in claimed:
-                job_type = types.get(job.name)
+                job_type = jobs.job_type_for(job)
                 self._held[job.pk] = job_type.lease() if job_type else self.lease
         for job in claimed:
             self._ready.put((job, executor.snapshot(job)))
