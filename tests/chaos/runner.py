@@ -185,6 +185,7 @@ def _log_counts(workers: list[Worker]) -> dict[str, int]:
     patterns = {
         "database_unavailable": "Database unavailable",
         "heartbeat_lost_db": "Heartbeat could not reach the database",
+        "renewals_failed": "Could not renew leases",
         "completions_retried": "Could not save completed jobs",
         "save_retried": "Database error while saving a job",
         "listen_lost": "LISTEN connection lost",
