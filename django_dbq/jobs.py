@@ -324,6 +324,8 @@ def _import_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
 
 def validate(raw: Any, *, imports: bool = True) -> tuple[dict[str, JobType], list[Problem]]:
     """Parse a raw ``JOBS`` value; return the valid job types and every problem found."""
+    if raw is None and _uses_tasks_backend():
+        return {}, []  # a project that only runs django.tasks tasks needs no JOBS
     if raw is None:
         return {}, [
             Problem(
@@ -356,6 +358,19 @@ def validate(raw: Any, *, imports: bool = True) -> tuple[dict[str, JobType], lis
             )
         job_types[name] = JobType(name=name, tasks=tuple(entry["tasks"]), **options)
     return job_types, problems
+
+
+def _uses_tasks_backend() -> bool:
+    """Whether a TASKS backend is django_dbq's (then JOBS may be left out)."""
+    from django.conf import settings
+
+    backends = getattr(settings, "TASKS", None)
+    if not isinstance(backends, Mapping):
+        return False
+    return any(
+        isinstance(b, Mapping) and str(b.get("BACKEND", "")).startswith("django_dbq.")
+        for b in backends.values()
+    )
 
 
 _parsed: tuple[int, Any, dict[str, JobType]] | None = None

@@ -27,6 +27,8 @@ def test_the_test_settings_pass_every_django_dbq_check():
     assert dbq_messages() == []
 
 
+# Model checks ask the database whether it supports JSONField (SQLite).
+@pytest.mark.django_db
 def test_check_command_passes_with_the_test_settings():
     out = StringIO()
 
@@ -47,12 +49,20 @@ def test_makemigrations_reports_no_changes_for_django_dbq():
 
 def test_e001_jobs_missing(settings):
     del settings.JOBS
+    settings.TASKS = {}
 
     message = only(dbq_messages(), "django_dbq.E001")
 
     assert message.level == checks.ERROR
     assert "JOBS setting is missing" in message.msg
     assert message.hint
+
+
+def test_no_e001_when_only_django_tasks_are_run_by_our_backend(settings):
+    del settings.JOBS
+    settings.TASKS = {"default": {"BACKEND": "django_dbq.tasks.DatabaseBackend"}}
+
+    assert not [m for m in dbq_messages() if m.id == "django_dbq.E001"]
 
 
 @pytest.mark.parametrize("raw", [["tests.tasks.noop"], "tests.tasks.noop", ("x",), 42])
@@ -334,6 +344,8 @@ def test_every_problem_in_the_setting_is_reported_at_once():
     ]
 
 
+# Model checks ask the database whether it supports JSONField (SQLite).
+@pytest.mark.django_db
 def test_check_command_fails_on_a_bad_jobs_setting():
     from django.core.management.base import SystemCheckError
 

@@ -249,6 +249,7 @@ def test_job_types_raises_on_a_malformed_setting(raw, check_id):
 
 def test_job_types_raises_when_jobs_is_missing(settings):
     del settings.JOBS
+    settings.TASKS = {}
 
     with pytest.raises(JobConfigurationError, match=r"JOBS setting is missing.*E001"):
         jobs.job_types()
