@@ -405,7 +405,8 @@ class Worker:
                     logger.warning("Could not save completed jobs (%s); retrying", exc)
                     connections[self.using].close()
                     self._completer_stop.wait(backoff)
-                    backoff = min(backoff * 2, 10.0)
+                    # Never back off past a renewal: this thread renews the leases too.
+                    backoff = min(backoff * 2, self._renew_every)
                     self._done_ready.set()
                 self._wake.set()
         finally:
