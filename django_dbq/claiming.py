@@ -390,13 +390,7 @@ def _claim_select_then_update(owner, candidates, limit, now, expires, using) -> 
             found.sort(key=lambda job: job.created)
         jobs = found[:limit]
         Job.objects.db_manager(using).filter(pk__in=[j.pk for j in jobs]).update(
-            state=JobStates.PROCESSING,
-            lease_owner=owner,
-            lease_expires_at=expires,
-            attempts=F("attempts") + 1,
-            started_at=now,
-            modified=now,
-            finished_at=None,
+            **_claimed_values(owner, now, expires)
         )
     for job in jobs:
         job.attempts += 1
@@ -564,14 +558,21 @@ def claim_job(
         Job.objects.db_manager(using)
         .runnable(now=now)
         .filter(pk=pk)
-        .update(
-            state=JobStates.PROCESSING,
-            lease_owner=owner,
-            lease_expires_at=expires,
-            attempts=F("attempts") + 1,
-            started_at=now,
-            modified=now,
-            finished_at=None,
-        )
+        .update(**_claimed_values(owner, now, expires))
     )
     return Job.objects.db_manager(using).get(pk=pk) if claimed else None
+
+
+def _claimed_values(
+    owner: str, now: datetime.datetime, expires: datetime.datetime
+) -> dict[str, object]:
+    """The fields an ORM claim sets (the raw SQL claims set the same: _update_set)."""
+    return {
+        "state": JobStates.PROCESSING,
+        "lease_owner": owner,
+        "lease_expires_at": expires,
+        "attempts": F("attempts") + 1,
+        "started_at": now,
+        "modified": now,
+        "finished_at": None,
+    }
