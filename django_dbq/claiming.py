@@ -21,7 +21,7 @@ import datetime
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -29,6 +29,7 @@ from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from . import conf
+from .jobs import Batch
 from .models import RUNNABLE_STATES, Job, JobStates
 
 logger = logging.getLogger(__name__)
@@ -278,8 +279,7 @@ def claim_batch(
 
 
 def ripe_batches(
-    batch_types: dict[str, int | float],
-    sizes: dict[str, int],
+    batches: Mapping[str, Batch],
     queues: Sequence[str],
     *,
     using: str = "default",
@@ -287,23 +287,25 @@ def ripe_batches(
     flush: bool = False,
 ) -> list[tuple[str, str, str]]:
     """The (name, queue, batch key) groups whose batch is due: ``size`` runnable jobs,
-    or the oldest has waited its type's ``wait`` seconds (``batch_types`` maps
-    name -> wait). With ``flush``, every group with a runnable job is due."""
-    if not batch_types or not queues:
+    or the oldest has waited ``wait`` seconds (``batches`` maps a batch job type's
+    name to its :class:`~django_dbq.jobs.Batch`). With ``flush``, every group with
+    a runnable job is due."""
+    if not batches or not queues:
         return []
     now = now or timezone.now()
     rows = (
         Job.objects.db_manager(using)
         .runnable(now=now)
-        .filter(name__in=list(batch_types), queue_name__in=list(queues), batch_key__isnull=False)
+        .filter(name__in=list(batches), queue_name__in=list(queues), batch_key__isnull=False)
         .order_by()
         .values("name", "queue_name", "batch_key")
         .annotate(count=Count("pk"), oldest=Min("created"))
     )
     due = []
     for row in rows:
+        batch = batches[row["name"]]
         waited = (now - row["oldest"]).total_seconds()
-        if flush or row["count"] >= sizes[row["name"]] or waited >= batch_types[row["name"]]:
+        if flush or row["count"] >= batch.size or waited >= batch.wait:
             due.append((row["oldest"], row["name"], row["queue_name"], row["batch_key"]))
     return [(name, queue, key) for _, name, queue, key in sorted(due)]
 

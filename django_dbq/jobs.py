@@ -395,6 +395,11 @@ def job_types() -> dict[str, JobType]:
     return parsed
 
 
+def batch_types() -> dict[str, Batch]:
+    """The batching of every batch job type in ``JOBS``, by job type name."""
+    return {name: t.batch for name, t in job_types().items() if t.batch is not None}
+
+
 def get_job_type(name: str) -> JobType:
     """The :class:`JobType` called ``name`` (from JOBS or built in); else :class:`UnknownJobError`.
 

@@ -92,12 +92,10 @@ def run_pending_jobs(
 
 
 def _run_batches(owner: str, queues: list[str], lease: float, using: str) -> int:
-    types = {n: t for n, t in jobs.job_types().items() if t.batch is not None}
-    waits = {name: t.batch.wait for name, t in types.items() if t.batch}
-    sizes = {name: t.batch.size for name, t in types.items() if t.batch}
+    batches = jobs.batch_types()
     ran = 0
-    for name, queue, key in claiming.ripe_batches(waits, sizes, queues, using=using, flush=True):
-        size = sizes[name]
+    for name, queue, key in claiming.ripe_batches(batches, queues, using=using, flush=True):
+        size = batches[name].size
         while batch := claiming.claim_batch(owner, name, queue, key, size, lease, using=using):
             outcomes = executor.run_batch(batch, owner, [executor.snapshot(j) for j in batch])
             done = [(o.job, o.workspace_changed) for o in outcomes if o.kind == "completed"]

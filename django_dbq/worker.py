@@ -98,7 +98,8 @@ class Worker:
         self._low_water = 1
         self._cursor = claiming.ClaimCursor()
         self._batch_types = {n: t for n, t in jobs.job_types().items() if t.batch is not None}
-        waits = [t.batch.wait for t in self._batch_types.values() if t.batch]
+        self._batches = jobs.batch_types()
+        waits = [batch.wait for batch in self._batches.values()]
         self._batch_check_seconds = max(
             BATCH_CHECK_MIN_SECONDS, min([BATCH_CHECK_SECONDS, *[w / 2 for w in waits]])
         )
@@ -229,20 +230,17 @@ class Worker:
             if not flush and time.monotonic() < self._next_batch_check:
                 return 0
             self._next_batch_check = time.monotonic() + self._batch_check_seconds
-            waits = {name: t.batch.wait for name, t in self._batch_types.items() if t.batch}
-            sizes = {name: t.batch.size for name, t in self._batch_types.items() if t.batch}
             self._ripe = claiming.ripe_batches(
-                waits, sizes, self.queues, using=self.using, flush=flush
+                self._batches, self.queues, using=self.using, flush=flush
             )
         claimed = 0
         while self._ripe and self._ready.qsize() < self.concurrency:
             name, queue, key = self._ripe[0]
-            job_type = self._batch_types[name]
-            assert job_type.batch is not None
+            job_type, size = self._batch_types[name], self._batches[name].size
             batch = claiming.claim_batch(
-                self.owner, name, queue, key, job_type.batch.size, self.lease, using=self.using
+                self.owner, name, queue, key, size, self.lease, using=self.using
             )
-            if len(batch) < job_type.batch.size:
+            if len(batch) < size:
                 self._ripe.pop(0)
             if not batch:
                 continue

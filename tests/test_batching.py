@@ -21,8 +21,7 @@ from tests.models import Execution
 
 pytestmark = pytest.mark.django_db
 OWNER = "test-worker"
-WAITS = {"count_clicks": 1.0}
-SIZES = {"count_clicks": 5}
+BATCHES = {"count_clicks": jobs.Batch(size=5, wait=1.0)}
 
 
 def clicks(count: int, **fields) -> list[Job]:
@@ -50,20 +49,18 @@ def test_batch_jobs_are_never_claimed_one_by_one():
 def test_a_group_is_due_when_full_or_when_its_oldest_job_has_waited():
     now = timezone.now()
     clicks(4, created=now)
-    assert claiming.ripe_batches(WAITS, SIZES, ["default"], now=now) == []
+    assert claiming.ripe_batches(BATCHES, ["default"], now=now) == []
     later = now + datetime.timedelta(seconds=1)
-    assert claiming.ripe_batches(WAITS, SIZES, ["default"], now=later) == [
+    assert claiming.ripe_batches(BATCHES, ["default"], now=later) == [
         ("count_clicks", "default", "")
     ]
     clicks(1, created=now)
-    assert claiming.ripe_batches(WAITS, SIZES, ["default"], now=now) == [
-        ("count_clicks", "default", "")
-    ]
+    assert claiming.ripe_batches(BATCHES, ["default"], now=now) == [("count_clicks", "default", "")]
 
 
 def test_flush_makes_every_group_due():
     clicks(1)
-    assert claiming.ripe_batches(WAITS, SIZES, ["default"], flush=True) == [
+    assert claiming.ripe_batches(BATCHES, ["default"], flush=True) == [
         ("count_clicks", "default", "")
     ]
 
