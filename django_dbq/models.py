@@ -188,8 +188,14 @@ class Job(models.Model):
         help_text="Jobs of a batch job type are batched per queue and batch key; "
         "NULL for jobs of other types.",
     )
+    # Indexed with context_id by a partial index (migration 0004), not on its own.
     context_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
     )
     context_id = models.CharField(max_length=255, blank=True, default="")
     context_object = GenericForeignKey("context_type", "context_id")

@@ -654,3 +654,22 @@ def test_job_type_of_a_job_whose_name_left_jobs_raises_unknown_job_error():
 
     with pytest.raises(UnknownJobError, match="'gone'"):
         _ = job.job_type
+
+
+def test_context_objects_are_served_by_one_composite_index():
+    from django.contrib.contenttypes.models import ContentType
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Job._meta.db_table)
+    assert constraints["django_dbq_context"]["columns"] == ["context_type_id", "context_id"]
+    # The foreign key has no index of its own: one index fewer to write on every insert.
+    assert not [
+        name for name, info in constraints.items()
+        if info["index"] and info["columns"] == ["context_type_id"]
+    ]
+    target = ContentType.objects.get_for_model(Job)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table is read whole
+    plan = Job.objects.for_object(target).filter(name="noop").explain()
+    assert "django_dbq_context" in plan, plan
