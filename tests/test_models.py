@@ -7,7 +7,7 @@ import math
 import zoneinfo
 
 import pytest
-from django.db import connection
+from django.db import connection, models
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -84,7 +84,10 @@ def statements(queries: CaptureQueriesContext, verb: str) -> list[str]:
 
 
 def inserts(queries: CaptureQueriesContext) -> list[str]:
-    return statements(queries, "INSERT")
+    """INSERT statements, each ``executemany`` call (logged as "N times: INSERT ...")
+    and each COPY (PostgreSQL's bulk insert) counted once."""
+    sqls = [q["sql"].split(" times: ", 1)[-1] for q in queries.captured_queries]
+    return [sql for sql in sqls if sql.lstrip().upper().startswith(("INSERT", "COPY"))]
 
 
 # --- Job.objects.create ------------------------------------------------------------------
@@ -673,3 +676,46 @@ def test_context_objects_are_served_by_one_composite_index():
             cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table is read whole
     plan = Job.objects.for_object(target).filter(name="noop").explain()
     assert "django_dbq_context" in plan, plan
+
+
+STORED = [
+    "name", "queue_name", "state", "next_task", "workspace", "priority", "run_after",
+    "attempts", "errors", "started_at", "finished_at", "lease_owner", "lease_expires_at",
+    "batch_key", "context_type_id", "context_id",
+]
+
+
+def test_bulk_create_jobs_writes_the_rows_django_would_write():
+    from django.contrib.contenttypes.models import ContentType
+
+    when = timezone.now() + datetime.timedelta(hours=1)
+    target = ContentType.objects.get_for_model(Job)  # any saved object will do
+    fields = {"workspace": {"n": [1, "é", None]}, "queue_name": "q", "priority": -3,
+              "run_after": when}
+    fast = Job.objects.bulk_create_jobs(
+        [{"name": "noop", **fields}, {"name": "noop", "context_object": target}]
+    )
+    # The same jobs through Django's own QuerySet.bulk_create and INSERT compiler.
+    orm = [Job(name="noop", **fields), Job(name="noop", context_object=target)]
+    for job in orm:
+        job.prepare_for_insert()
+    with CaptureQueriesContext(connection) as queries:
+        models.QuerySet.bulk_create(Job.objects.all(), orm)
+    [insert] = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+    assert insert.startswith("INSERT")  # Django's multi-row INSERT, not executemany or COPY
+    for ours, theirs in zip(fast, orm, strict=True):
+        ours, theirs = Job.objects.get(pk=ours.pk), Job.objects.get(pk=theirs.pk)
+        assert [getattr(ours, f) for f in STORED] == [getattr(theirs, f) for f in STORED]
+    assert Job.objects.get(pk=fast[0].pk).run_after == when
+    assert Job.objects.get(pk=fast[1].pk).context_object == target
+    assert all(not job._state.adding and job._state.db == "default" for job in fast)
+
+
+def test_create_writes_one_insert_and_the_row_django_would_write():
+    when = timezone.now() + datetime.timedelta(minutes=5)
+    with CaptureQueriesContext(connection) as queries:
+        job = Job.objects.create(name="noop", workspace={"a": 1}, priority=2, run_after=when)
+    assert len(inserts(queries)) == 1
+    stored = Job.objects.get(pk=job.pk)
+    assert [getattr(stored, f) for f in STORED] == [getattr(job, f) for f in STORED]
+    assert stored.created == job.created and stored.modified == job.modified
