@@ -880,7 +880,8 @@ def find_python312() -> Path:
         return Path(sys.executable)
     for name in ("python3.13", "python3.12"):
         found = shutil.which(name)
-        if found:
+        # A pyenv shim is on PATH even where it has no such version to run.
+        if found and subprocess.run([found, "-c", ""], capture_output=True).returncode == 0:
             return Path(found)
     try:
         root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
