@@ -35,7 +35,7 @@ _PLAIN: dict[type[models.Field], type] = {
 
 Prep = Callable[[Any], Any]
 Get = Callable[[models.Model], Any]
-_plans: dict[tuple[str, tuple[str, ...]], tuple[str, list[tuple[Get, Prep]]]] = {}
+_plans: dict[tuple[str, bool, tuple[str, ...]], tuple[str, list[tuple[Get, Prep]]]] = {}
 
 
 def _getter(field: models.Field) -> Get:
@@ -78,7 +78,7 @@ def _passes_datetimes(connection: Any) -> bool:
 def _plan(
     connection: Any, fields: Sequence[models.Field]
 ) -> tuple[str, list[tuple[Get, Prep]]]:
-    key = (connection.alias, tuple(field.column for field in fields))
+    key = (connection.alias, settings.USE_TZ, tuple(field.column for field in fields))
     plan = _plans.get(key)
     if plan is None:
         quote = connection.ops.quote_name
