@@ -58,13 +58,48 @@ _SET_BY_CLAIM = (
 )
 
 
+_RETURNED = [f for f in Job._meta.concrete_fields if f.name not in _SET_BY_CLAIM]
+_RETURNED_NAMES = [f.attname for f in _RETURNED]
+
+
 def _columns(connection: BaseDatabaseWrapper, table: str = "") -> str:
     prefix = f"{table}." if table else ""
-    return ", ".join(
-        prefix + _q(connection, f.column)
-        for f in Job._meta.concrete_fields
-        if f.name not in _SET_BY_CLAIM
-    )
+    return ", ".join(prefix + _q(connection, f.column) for f in _RETURNED)
+
+
+def _returned_jobs(connection: BaseDatabaseWrapper, sql: str, params: list[object]) -> list[Job]:
+    """Run a claim ``... RETURNING <_columns>`` and build its jobs as the ORM would
+    (the same converters per column), without compiling a queryset for every claim."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    converters = _converters(connection)
+    jobs = []
+    for row in rows:
+        values = list(row)
+        for index, column, functions in converters:
+            for convert in functions:
+                values[index] = convert(values[index], column, connection)
+        jobs.append(Job.from_db(connection.alias, _RETURNED_NAMES, values))
+    return jobs
+
+
+_converter_cache: dict[str, list[tuple[int, object, list]]] = {}
+
+
+def _converters(connection: BaseDatabaseWrapper) -> list[tuple[int, object, list]]:
+    found = _converter_cache.get(connection.alias)
+    if found is None:
+        found = []
+        for index, field in enumerate(_RETURNED):
+            column = field.get_col(Job._meta.db_table)
+            functions = connection.ops.get_db_converters(column) + field.get_db_converters(
+                connection
+            )
+            if functions:
+                found.append((index, column, functions))
+        _converter_cache[connection.alias] = found
+    return found
 
 
 def _fill_claimed(
@@ -319,22 +354,42 @@ def _update_set(connection: BaseDatabaseWrapper) -> str:
     )
 
 
+_statements: dict[tuple[str, str], str] = {}
+
+
+def _claim_statement(connection: BaseDatabaseWrapper, pick_sql: str) -> str:
+    """The claim statement around ``pick_sql``; its text depends only on the number
+    of queues and the kind of scan, so it is built once per connection alias."""
+    key = (connection.alias, pick_sql)
+    sql = _statements.get(key)
+    if sql is None:
+        table = _q(connection, Job._meta.db_table)
+        pk = _q(connection, Job._meta.pk.column)
+        if connection.vendor == "postgresql":
+            # A MATERIALIZED CTE runs the locking SELECT exactly once; the rows it
+            # locked cannot change under us, so the UPDATE needs no second state check.
+            sql = (
+                f"WITH picked AS MATERIALIZED ({pick_sql}) "
+                f"UPDATE {table} SET {_update_set(connection)} FROM picked "
+                f"WHERE {table}.{pk} = picked.{pk} "
+                f"RETURNING {_columns(connection, table)}"
+            )
+        else:
+            sql = (
+                f"UPDATE {table} SET {_update_set(connection)} WHERE {pk} IN ({pick_sql}) "
+                f"RETURNING {_columns(connection)}"
+            )
+        _statements[key] = sql
+    return sql
+
+
 def _claim_returning(connection, owner, pick, now, expires, using) -> list[Job]:
     """PostgreSQL: lock the picked rows and mark them PROCESSING in one statement."""
     dt = connection.ops.adapt_datetimefield_value
     pick_sql, pick_params = pick
-    table = _q(connection, Job._meta.db_table)
-    pk = _q(connection, Job._meta.pk.column)
-    # A MATERIALIZED CTE runs the locking SELECT exactly once; the rows it locked
-    # cannot change under us, so the UPDATE needs no second state check.
-    sql = (
-        f"WITH picked AS MATERIALIZED ({pick_sql}) "
-        f"UPDATE {table} SET {_update_set(connection)} FROM picked "
-        f"WHERE {table}.{pk} = picked.{pk} "
-        f"RETURNING {_columns(connection, table)}"
-    )
+    sql = _claim_statement(connection, pick_sql)
     params = [*pick_params, owner, dt(expires), dt(now), dt(now)]
-    jobs = list(Job.objects.db_manager(using).raw(sql, params))
+    jobs = _returned_jobs(connection, sql, params)
     _fill_claimed(jobs, owner, now, expires)
     return jobs
 
@@ -343,16 +398,11 @@ def _claim_sqlite(connection, owner, pick, now, expires, using) -> list[Job]:
     """SQLite: one UPDATE ... RETURNING under the write lock of BEGIN IMMEDIATE."""
     dt = connection.ops.adapt_datetimefield_value
     pick_sql, pick_params = pick
-    table = _q(connection, Job._meta.db_table)
-    pk = _q(connection, Job._meta.pk.column)
-    sql = (
-        f"UPDATE {table} SET {_update_set(connection)} WHERE {pk} IN ({pick_sql}) "
-        f"RETURNING {_columns(connection)}"
-    )
+    sql = _claim_statement(connection, pick_sql)
     params = [owner, dt(expires), dt(now), dt(now), *pick_params]
     connection.ensure_connection()
     if connection.in_atomic_block:
-        jobs = list(Job.objects.db_manager(using).raw(sql, params))
+        jobs = _returned_jobs(connection, sql, params)
         _fill_claimed(jobs, owner, now, expires)
         return jobs
     # BEGIN IMMEDIATE takes SQLite's single write lock up front (waiting up to the
@@ -360,7 +410,7 @@ def _claim_sqlite(connection, owner, pick, now, expires, using) -> list[Job]:
     with connection.cursor() as cursor:
         cursor.execute("BEGIN IMMEDIATE")
     try:
-        jobs = list(Job.objects.db_manager(using).raw(sql, params))
+        jobs = _returned_jobs(connection, sql, params)
     except BaseException:
         with connection.cursor() as cursor:
             cursor.execute("ROLLBACK")
