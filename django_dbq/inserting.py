@@ -14,8 +14,8 @@ transaction handling); only the last step, the INSERT itself, comes from here.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
-import functools
 import operator
 import time
 import uuid
@@ -33,72 +33,87 @@ _PLAIN: dict[type[models.Field], type] = {
     models.PositiveIntegerField: int,
 }
 
-Prep = Callable[[Any], Any]
-Get = Callable[[models.Model], Any]
-_plans: dict[tuple[str, bool, tuple[str, ...]], tuple[str, list[tuple[Get, Prep]]]] = {}
+Convert = Callable[[Any, Any], Any]
 
 
-def _getter(field: models.Field) -> Get:
-    stamped = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
-    if not stamped and (
-        isinstance(field, models.DateField) or type(field).pre_save is models.Field.pre_save
-    ):
-        return operator.attrgetter(field.attname)
-    return functools.partial(_pre_save, field)  # auto_now and the like: the field decides
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """How to write rows of one column list on one connection."""
+
+    sql: str
+    get: Callable[[models.Model], Any]  # the attribute values of every column, in one call
+    stamped: list[tuple[int, models.Field]]  # auto_now and the like: the field decides
+    # Per column: index, the type that passes as it is, nullable, aware datetimes pass,
+    # and the field's own conversion for everything else.
+    checks: list[tuple[int, type | None, bool, bool, Convert]]
 
 
-def _pre_save(field: models.Field, obj: models.Model) -> Any:
-    return field.pre_save(obj, add=True)
+_plans: dict[tuple[str, bool, tuple[str, ...]], _Plan] = {}
 
 
-def _prep(field: models.Field, connection: Any) -> Prep:
-    plain = None if isinstance(field, models.ForeignKey) else _PLAIN.get(type(field))
+def _plain_type(field: models.Field, connection: Any) -> type | None:
     if isinstance(field, models.UUIDField) and connection.features.has_native_uuid_field:
-        plain = uuid.UUID
-    # Aware datetimes, where the backend passes them to its driver unchanged.
-    aware = isinstance(field, models.DateTimeField) and _passes_datetimes(connection)
-    nullable = field.null
-    convert = field.get_db_prep_save
+        return uuid.UUID
+    return None if isinstance(field, models.ForeignKey) else _PLAIN.get(type(field))
 
-    def prep(value: Any) -> Any:
-        if (plain is not None and type(value) is plain) or (value is None and nullable):
-            return value
-        if aware and type(value) is datetime.datetime and value.tzinfo is not None:
-            return value
-        return convert(value, connection)
 
-    return prep
+def _stamped(field: models.Field) -> bool:
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return True
+    return not isinstance(field, models.DateField) and (
+        type(field).pre_save is not models.Field.pre_save
+    )
 
 
 def _passes_datetimes(connection: Any) -> bool:
+    """Whether the backend hands aware datetimes to its driver unchanged."""
     sample = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
     return settings.USE_TZ and connection.ops.adapt_datetimefield_value(sample) is sample
 
 
-def _plan(
-    connection: Any, fields: Sequence[models.Field]
-) -> tuple[str, list[tuple[Get, Prep]]]:
+def _plan(connection: Any, fields: Sequence[models.Field]) -> _Plan:
     key = (connection.alias, settings.USE_TZ, tuple(field.column for field in fields))
     plan = _plans.get(key)
     if plan is None:
         quote = connection.ops.quote_name
         table = quote(fields[0].model._meta.db_table)
         columns = ", ".join(quote(field.column) for field in fields)
-        sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
-        steps = [(_getter(field), _prep(field, connection)) for field in fields]
-        plan = _plans[key] = (sql, steps)
+        aware = _passes_datetimes(connection)
+        get = operator.attrgetter(*(field.attname for field in fields))
+        plan = _plans[key] = _Plan(
+            sql=f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})",
+            get=get if len(fields) > 1 else lambda obj: (get(obj),),
+            stamped=[(i, field) for i, field in enumerate(fields) if _stamped(field)],
+            checks=[
+                (
+                    i,
+                    _plain_type(field, connection),
+                    field.null,
+                    aware and isinstance(field, models.DateTimeField),
+                    field.get_db_prep_save,
+                )
+                for i, field in enumerate(fields)
+            ],
+        )
     return plan
 
 
-def row(obj: models.Model, steps: Sequence[tuple[Get, Prep]]) -> list[Any] | None:
+def row(obj: models.Model, plan: _Plan, connection: Any) -> list[Any] | None:
     """The values of ``obj`` as its INSERT writes them (``None`` if one is an
     expression, which only the ORM can compile)."""
-    values = []
-    for get, prep in steps:
-        value = get(obj)
+    values = list(plan.get(obj))
+    for index, field in plan.stamped:
+        values[index] = field.pre_save(obj, add=True)
+    for index, plain, nullable, aware, convert in plan.checks:
+        value = values[index]
+        kind = type(value)
+        if kind is plain or (value is None and nullable):
+            continue
+        if aware and kind is datetime.datetime and value.tzinfo is not None:
+            continue
         if hasattr(value, "resolve_expression"):
             return None
-        values.append(prep(value))
+        values[index] = convert(value, connection)
     return values
 
 
@@ -106,12 +121,12 @@ def insert_one(obj: models.Model, fields: Sequence[models.Field], using: str) ->
     """INSERT ``obj`` with the cached statement; False (nothing written) if a value is
     an expression and the ORM must compile this one."""
     connection = connections[using]
-    sql, steps = _plan(connection, fields)
-    values = row(obj, steps)
+    plan = _plan(connection, fields)
+    values = row(obj, plan, connection)
     if values is None:
         return False
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(plan.sql, values)
     return True
 
 
@@ -123,8 +138,8 @@ def insert_many(objs: Sequence[models.Model], using: str, batch_size: int) -> bo
         return True
     connection = connections[using]
     fields = [f for f in objs[0]._meta.concrete_fields if not f.generated]
-    sql, steps = _plan(connection, fields)
-    rows = [row(obj, steps) for obj in objs]
+    plan = _plan(connection, fields)
+    rows = [row(obj, plan, connection) for obj in objs]
     if any(values is None for values in rows):
         return False
     for start in range(0, len(rows), batch_size):
@@ -133,7 +148,7 @@ def insert_many(objs: Sequence[models.Model], using: str, batch_size: int) -> bo
             _copy(connection, fields, chunk)
         else:
             with connection.cursor() as cursor:
-                cursor.executemany(sql, chunk)
+                cursor.executemany(plan.sql, chunk)
     return True
 
 
