@@ -34,18 +34,20 @@ _PLAIN: dict[type[models.Field], type] = {
 }
 
 Convert = Callable[[Any, Any], Any]
+Check = tuple[int, "type | None", bool, bool, Convert]
 
 
 @dataclasses.dataclass(frozen=True)
 class _Plan:
     """How to write rows of one column list on one connection."""
 
-    sql: str
+    sql: str  # INSERT ... VALUES (%s, ...)
+    copy_sql: str  # COPY ... FROM STDIN, the same columns (PostgreSQL)
     get: Callable[[models.Model], Any]  # the attribute values of every column, in one call
     stamped: list[tuple[int, models.Field]]  # auto_now and the like: the field decides
     # Per column: index, the type that passes as it is, nullable, aware datetimes pass,
     # and the field's own conversion for everything else.
-    checks: list[tuple[int, type | None, bool, bool, Convert]]
+    checks: list[Check]
 
 
 _plans: dict[tuple[str, bool, tuple[str, ...]], _Plan] = {}
@@ -82,6 +84,7 @@ def _plan(connection: Any, fields: Sequence[models.Field]) -> _Plan:
         get = operator.attrgetter(*(field.attname for field in fields))
         plan = _plans[key] = _Plan(
             sql=f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})",
+            copy_sql=f"COPY {table} ({columns}) FROM STDIN",
             get=get if len(fields) > 1 else lambda obj: (get(obj),),
             stamped=[(i, field) for i, field in enumerate(fields) if _stamped(field)],
             checks=[
@@ -98,22 +101,28 @@ def _plan(connection: Any, fields: Sequence[models.Field]) -> _Plan:
     return plan
 
 
+def _db_value(check: Check, value: Any, connection: Any) -> Any:
+    """``value`` as the driver gets it for the column of ``check``."""
+    _, plain, nullable, aware, convert = check
+    kind = type(value)
+    if kind is plain or (value is None and nullable):
+        return value
+    if aware and kind is datetime.datetime and value.tzinfo is not None:
+        return value
+    return convert(value, connection)
+
+
 def row(obj: models.Model, plan: _Plan, connection: Any) -> list[Any] | None:
     """The values of ``obj`` as its INSERT writes them (``None`` if one is an
     expression, which only the ORM can compile)."""
     values = list(plan.get(obj))
     for index, field in plan.stamped:
         values[index] = field.pre_save(obj, add=True)
-    for index, plain, nullable, aware, convert in plan.checks:
-        value = values[index]
-        kind = type(value)
-        if kind is plain or (value is None and nullable):
-            continue
-        if aware and kind is datetime.datetime and value.tzinfo is not None:
-            continue
+    for check in plan.checks:
+        value = values[check[0]]
         if hasattr(value, "resolve_expression"):
             return None
-        values[index] = convert(value, connection)
+        values[check[0]] = _db_value(check, value, connection)
     return values
 
 
@@ -137,26 +146,66 @@ def insert_many(objs: Sequence[models.Model], using: str, batch_size: int) -> bo
     if not objs:
         return True
     connection = connections[using]
-    fields = [f for f in objs[0]._meta.concrete_fields if not f.generated]
-    plan = _plan(connection, fields)
+    plan = _plan(connection, _fields(objs[0]))
     rows = [row(obj, plan, connection) for obj in objs]
     if any(values is None for values in rows):
         return False
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        if connection.vendor == "postgresql":
-            _copy(connection, fields, chunk)
-        else:
-            with connection.cursor() as cursor:
-                cursor.executemany(plan.sql, chunk)
+    write_rows(plan, rows, using, batch_size)  # type: ignore[arg-type]
     return True
 
 
-def _copy(connection: Any, fields: Sequence[models.Field], rows: list[list[Any]]) -> None:
-    quote = connection.ops.quote_name
-    table = quote(fields[0].model._meta.db_table)
-    columns = ", ".join(quote(field.column) for field in fields)
-    sql = f"COPY {table} ({columns}) FROM STDIN"
+def _fields(obj: models.Model) -> list[models.Field]:
+    return [field for field in obj._meta.concrete_fields if not field.generated]
+
+
+class Template:
+    """Many rows that differ from one object's row in a few columns (``bulk_enqueue``).
+
+    ``set(values, attname, value)`` converts ``value`` as ``row()`` would; ``set_json``
+    takes the already serialised text of a JSON column, which every supported
+    database takes as it is (PostgreSQL's COPY parses it; the other drivers are
+    sent a string, which is what Django sends them too).
+    """
+
+    def __init__(self, obj: models.Model, using: str) -> None:
+        self.using = using
+        self.connection = connections[using]
+        self.plan = _plan(self.connection, _fields(obj))
+        base = row(obj, self.plan, self.connection)
+        if base is None:
+            raise ValueError("A bulk enqueue's fields cannot be expressions.")
+        self.base = base
+        self.index = {field.attname: i for i, field in enumerate(_fields(obj))}
+
+    def new_row(self) -> list[Any]:
+        return self.base.copy()
+
+    def set(self, values: list[Any], attname: str, value: Any) -> Any:
+        index = self.index[attname]
+        values[index] = value = _db_value(self.plan.checks[index], value, self.connection)
+        return value
+
+    def set_json(self, values: list[Any], attname: str, text: str) -> None:
+        values[self.index[attname]] = text
+
+    def write(self, rows: list[list[Any]], batch_size: int) -> None:
+        write_rows(self.plan, rows, self.using, batch_size)
+
+
+def write_rows(plan: _Plan, rows: list[list[Any]], using: str, batch_size: int) -> None:
+    """Write prepared rows: COPY on PostgreSQL, ``executemany`` elsewhere."""
+    connection = connections[using]
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        if connection.vendor == "postgresql":
+            _copy(connection, plan, chunk)
+        else:
+            with connection.cursor() as cursor:
+                cursor.executemany(plan.sql, chunk)
+
+
+def _copy(connection: Any, plan: _Plan, rows: list[list[Any]]) -> None:
+    sql = plan.copy_sql
     start = time.monotonic()
     # COPY is psycopg's own API, under Django's cursor: errors are still raised as
     # Django's DatabaseError, and the statement is logged as Django logs its own.

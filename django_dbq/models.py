@@ -154,6 +154,62 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[mis
             # every job before inserting any; preparing here too would run hooks twice.
             return self.get_queryset().bulk_create(objs, batch_size=batch_size)
 
+    def bulk_enqueue(
+        self,
+        name: str,
+        workspaces: Iterable[Mapping[str, Any]],
+        *,
+        queue_name: str = "default",
+        priority: int = 0,
+        run_after: datetime.datetime | None = None,
+        batch_key: str | None = None,
+        batch_size: int = BULK_BATCH_SIZE,
+    ) -> list[uuid.UUID]:
+        """Create one job of type ``name`` per workspace; return their ids, in order.
+
+        The fastest way to enqueue many jobs of one type: the name and the other
+        fields are validated once, each workspace is validated and serialised
+        once, and no ``Job`` instances are built. Nothing is written unless every
+        workspace is valid; all rows are written in one transaction, ``batch_size``
+        per statement (``COPY`` on PostgreSQL). A job type with a creation hook
+        needs each job as a ``Job``: its jobs go through :meth:`bulk_create_jobs`.
+        """
+        job_type = jobs.get_job_type(name)
+        if job_type.creation_hook:
+            made = self.bulk_create_jobs(
+                [
+                    {"name": name, "workspace": workspace, "queue_name": queue_name,
+                     "priority": priority, "run_after": run_after, "batch_key": batch_key}
+                    for workspace in workspaces
+                ],
+                batch_size=batch_size,
+            )
+            return [job.pk for job in made]
+        template = Job(
+            name=name, queue_name=queue_name, priority=priority, run_after=run_after,
+            batch_key=batch_key,
+        )
+        template.prepare_for_insert()
+        texts = [validate_workspace(workspace) for workspace in workspaces]
+        rows = inserting.Template(template, self.db)
+        ids, values = [], []
+        for text in texts:
+            values.append(one := rows.new_row())
+            ids.append(pk := uuid.uuid4())
+            rows.set(one, "id", pk)
+            now = timezone.now()  # one by one, so that the jobs run in this order
+            rows.set(one, "created", now)
+            rows.set(one, "modified", now)
+            rows.set_json(one, "workspace", text)
+        with transaction.atomic(using=self.db, savepoint=False):
+            rows.write(values, batch_size)
+        if conf.run_synchronously():
+            from . import testing
+
+            for pk in ids:
+                testing.run_at_commit(Job(pk=pk), using=self.db)
+        return ids
+
     def delete_old(self, hours: float = 24, *, batch_size: int = DELETE_BATCH_SIZE) -> int:
         """Delete COMPLETED and FAILED jobs created more than ``hours`` ago.
 
@@ -357,8 +413,9 @@ class Job(models.Model):
         return {row["queue_name"]: row["count"] for row in rows}
 
 
-def validate_workspace(workspace: Any) -> None:
-    """Raise :class:`InvalidWorkspaceError` unless ``workspace`` is a JSON-serialisable dict."""
+def validate_workspace(workspace: Any) -> str:
+    """Raise :class:`InvalidWorkspaceError` unless ``workspace`` is a JSON-serialisable
+    dict; return its JSON text."""
     if not isinstance(workspace, dict):
         raise InvalidWorkspaceError(
             f"The workspace must be a dict (a JSON object), not {type(workspace).__name__}."
@@ -378,6 +435,7 @@ def validate_workspace(workspace: Any) -> None:
         )
     if "\\u0000" in text and _contains_nul(workspace):
         raise InvalidWorkspaceError("The workspace contains a NUL character (\\u0000).")
+    return text
 
 
 def _contains_nul(value: Any) -> bool:

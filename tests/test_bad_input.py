@@ -126,9 +126,10 @@ def test_a_workspace_over_the_default_limit_is_refused_and_nothing_written():
         lambda ws: Job.objects.bulk_create_jobs(
             [{"name": "noop"}, {"name": "noop", "workspace": ws}]
         ),
+        lambda ws: Job.objects.bulk_enqueue("noop", [{}, ws]),
         lambda ws: cli.create_job("noop", workspace=json.dumps(ws)),
     ],
-    ids=["create", "bulk_create_jobs", "cli.create_job"],
+    ids=["create", "bulk_create_jobs", "bulk_enqueue", "cli.create_job"],
 )
 def test_a_workspace_over_the_limit_is_refused_by_every_api(create):
     with pytest.raises(InvalidWorkspaceError, match="the limit is 1000"):

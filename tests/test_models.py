@@ -719,3 +719,78 @@ def test_create_writes_one_insert_and_the_row_django_would_write():
     stored = Job.objects.get(pk=job.pk)
     assert [getattr(stored, f) for f in STORED] == [getattr(job, f) for f in STORED]
     assert stored.created == job.created and stored.modified == job.modified
+
+
+# --- Job.objects.bulk_enqueue ---------------------------------------------------------------
+
+
+def test_bulk_enqueue_writes_the_rows_bulk_create_jobs_would_write_in_order():
+    when = timezone.now() + datetime.timedelta(hours=1)
+    options = {"queue_name": "q", "priority": 7, "run_after": when}
+    workspaces = [{"n": n, "text": "é\u2603", "list": [1.5, None, True]} for n in range(3)]
+
+    ids = Job.objects.bulk_enqueue("noop", workspaces, **options)
+    made = Job.objects.bulk_create_jobs(
+        [{"name": "noop", "workspace": ws, **options} for ws in workspaces]
+    )
+
+    ours = [Job.objects.get(pk=pk) for pk in ids]
+    theirs = [Job.objects.get(pk=job.pk) for job in made]
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert [getattr(mine, f) for f in STORED] == [getattr(reference, f) for f in STORED]
+    assert [job.workspace["n"] for job in ours] == [0, 1, 2]
+    assert ours[0].created < ours[1].created < ours[2].created  # claimed in this order
+    assert all(job.created == job.modified for job in ours)
+
+
+def test_bulk_enqueue_writes_one_statement_per_batch():
+    with CaptureQueriesContext(connection) as queries:
+        ids = Job.objects.bulk_enqueue("noop", [{"n": n} for n in range(5)], batch_size=2)
+
+    assert len(inserts(queries)) == 3
+    assert len(set(ids)) == 5
+    assert set(Job.objects.values_list("pk", flat=True)) == set(ids)
+
+
+def test_bulk_enqueue_of_a_batch_job_type_sets_the_batch_key():
+    [default, keyed] = [
+        Job.objects.get(pk=pk)
+        for pk in Job.objects.bulk_enqueue("count_clicks", [{}])
+        + Job.objects.bulk_enqueue("count_clicks", [{}], batch_key="user-1")
+    ]
+    assert (default.batch_key, keyed.batch_key) == ("", "user-1")
+
+
+def test_bulk_enqueue_runs_a_creation_hook_for_each_job():
+    ids = Job.objects.bulk_enqueue("chain", [{"n": 1}, {"n": 2}])
+
+    assert sorted(hook_calls()) == sorted(str(pk) for pk in ids)
+    assert [Job.objects.get(pk=pk).workspace for pk in ids] == [
+        {"n": 1, "created_by_hook": True},
+        {"n": 2, "created_by_hook": True},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda: Job.objects.bulk_enqueue("nope", [{}]), UnknownJobError),
+        (lambda: Job.objects.bulk_enqueue("noop", [{}, []]), InvalidWorkspaceError),
+        (lambda: Job.objects.bulk_enqueue("noop", [{}, {"x": float("nan")}]),
+         InvalidWorkspaceError),
+        (lambda: Job.objects.bulk_enqueue("noop", [{}], queue_name=""), InvalidJobError),
+        (lambda: Job.objects.bulk_enqueue("noop", [{}], priority="1"), InvalidJobError),
+        (lambda: Job.objects.bulk_enqueue("noop", [{}], batch_key="k"), InvalidJobError),
+    ],
+    ids=["unknown name", "not a dict", "NaN", "empty queue", "priority", "batch key"],
+)
+def test_bulk_enqueue_refuses_bad_input_and_writes_nothing(call, error):
+    with pytest.raises(error):
+        call()
+    assert Job.objects.count() == 0
+
+
+def test_bulk_enqueue_with_nothing_to_create():
+    with CaptureQueriesContext(connection) as queries:
+        assert Job.objects.bulk_enqueue("noop", []) == []
+    assert inserts(queries) == []

@@ -59,6 +59,12 @@ def test_sync_mode_runs_bulk_created_jobs(sync_mode, django_capture_on_commit_ca
     assert set(Job.objects.values_list("state", flat=True)) == {Job.STATES.COMPLETED}
 
 
+def test_sync_mode_runs_bulk_enqueued_jobs(sync_mode, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        ids = Job.objects.bulk_enqueue("noop", [{}, {}])
+    assert [Job.objects.get(pk=pk).state for pk in ids] == [Job.STATES.COMPLETED] * 2
+
+
 def test_without_sync_mode_nothing_runs_at_commit(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         job = Job.objects.create(name="chain")

@@ -64,7 +64,7 @@ FIGURES = {
     "figure3": "50 ms I/O jobs, 4 processes with threads (jobs/s, % of ideal)",
     "figure4": "pickup latency of an idle worker, p50 / p95 (ms)",
     "figure5": "enqueue, one create() per transaction (jobs/s)",
-    "figure6": "enqueue, bulk API (jobs/s)",
+    "figure6": "enqueue, bulk API: bulk_enqueue() (jobs/s)",
     "figure7": "drain with 1M finished + 100k ready vs empty table (jobs/s)",
     "figure8": "worker memory: RSS at start -> after N jobs (MB)",
 }
@@ -656,17 +656,23 @@ class Suite:
 
                 self.dbq_clear()
                 start = time.perf_counter()
-                Job.objects.bulk_create_jobs([{"name": "noop"} for _ in range(n)])
+                Job.objects.bulk_enqueue("noop", [{} for _ in range(n)])
                 rate = n / (time.perf_counter() - start)
-                # The same rows through Django's own bulk_create() (batches of 1,000 in
-                # one transaction, as bulk_create_jobs), for reference.
+                # The same jobs as Job instances (bulk_create_jobs), and the same rows
+                # through Django's own bulk_create() (batches of 1,000 in one
+                # transaction), for reference.
+                self.dbq_clear()
+                start = time.perf_counter()
+                Job.objects.bulk_create_jobs([{"name": "noop"} for _ in range(n)])
+                instances = n / (time.perf_counter() - start)
                 start = time.perf_counter()
                 with transaction.atomic():
                     BareJob.objects.bulk_create(
                         [BareJob(name="noop", next_task="tests.tasks.noop") for _ in range(n)],
                         batch_size=1000)
                 bare = n / (time.perf_counter() - start)
-                return {"n": n, "rate": rate, "bare_rate": bare, "ratio": rate / bare}
+                return {"n": n, "rate": rate, "instances_rate": instances, "bare_rate": bare,
+                        "ratio": rate / bare}
             from tests.benchmarks import rawq
 
             rawq.clear(self.raw_dsn)
@@ -899,7 +905,7 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("rate", "steady_rate", "wall_rate", "jobs_per_claim", "jobs_per_completion_write",
             "percent_of_ideal", "steady_percent_of_ideal",
             "p50", "p95", "p50_from_commit",
-            "p95_from_commit", "bare_rate", "ratio",
+            "p95_from_commit", "bare_rate", "instances_rate", "ratio",
             "empty_rate", "first_create_ms", "first_bare_create_ms", "start", "after_10pct",
             "end", "peak", "growth", "growth_from_start")
     for key in keys:
@@ -1007,7 +1013,10 @@ def cell(figure: str, data: dict[str, Any] | None) -> str:
             return "ERROR" if data.get("errors") else "—"
         return f"{fmt_range(data['p50'], '{:.1f}')} / {fmt_range(data['p95'], '{:.1f}')}"
     if figure == "figure6" and "ratio" in data:
-        return f"{fmt_range(data['rate'])} (Django bulk_create: {data['bare_rate']['median']:,.0f})"
+        text = f"{fmt_range(data['rate'])} (Django bulk_create: {data['bare_rate']['median']:,.0f}"
+        if "instances_rate" in data:
+            text += f"; bulk_create_jobs: {fmt_range(data['instances_rate'])}"
+        return text + ")"
     if figure == "figure5" and "ratio" in data:
         return f"{fmt_range(data['rate'])} = {100 * data['ratio']['median']:.0f}% of bare " \
                f"{data['bare_rate']['median']:,.0f}"
