@@ -128,12 +128,23 @@ def row(obj: models.Model, plan: _Plan, connection: Any) -> list[Any] | None:
 
 def insert_one(obj: models.Model, fields: Sequence[models.Field], using: str) -> bool:
     """INSERT ``obj`` with the cached statement; False (nothing written) if a value is
-    an expression and the ORM must compile this one."""
+    an expression and the ORM must compile this one.
+
+    Columns whose value is NULL are left out of the statement (a column without a
+    database default is NULL when it is not given): most of a new job's columns
+    are, and each one left out is a parameter less to send and parse.
+    """
     connection = connections[using]
     plan = _plan(connection, fields)
     values = row(obj, plan, connection)
     if values is None:
         return False
+    if None in values:
+        given = [
+            i for i, value in enumerate(values) if value is not None or fields[i].has_db_default()
+        ]
+        plan = _plan(connection, [fields[i] for i in given])
+        values = [values[i] for i in given]
     with connection.cursor() as cursor:
         cursor.execute(plan.sql, values)
     return True
