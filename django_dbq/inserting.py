@@ -50,7 +50,7 @@ class _Plan:
     checks: list[Check]
 
 
-_plans: dict[tuple[str, bool, tuple[str, ...]], _Plan] = {}
+_plans: dict[tuple[str, bool, str, tuple[str, ...]], _Plan] = {}
 
 
 def _plain_type(field: models.Field, connection: Any) -> type | None:
@@ -74,11 +74,12 @@ def _passes_datetimes(connection: Any) -> bool:
 
 
 def _plan(connection: Any, fields: Sequence[models.Field]) -> _Plan:
-    key = (connection.alias, settings.USE_TZ, tuple(field.column for field in fields))
+    table = fields[0].model._meta.db_table
+    key = (connection.alias, settings.USE_TZ, table, tuple(field.column for field in fields))
     plan = _plans.get(key)
     if plan is None:
         quote = connection.ops.quote_name
-        table = quote(fields[0].model._meta.db_table)
+        table = quote(table)
         columns = ", ".join(quote(field.column) for field in fields)
         aware = _passes_datetimes(connection)
         get = operator.attrgetter(*(field.attname for field in fields))
@@ -130,9 +131,10 @@ def insert_one(obj: models.Model, fields: Sequence[models.Field], using: str) ->
     """INSERT ``obj`` with the cached statement; False (nothing written) if a value is
     an expression and the ORM must compile this one.
 
-    Columns whose value is NULL are left out of the statement (a column without a
-    database default is NULL when it is not given): most of a new job's columns
-    are, and each one left out is a parameter less to send and parse.
+    Nullable columns whose value is NULL are left out of the statement (a column
+    without a database default is NULL when it is not given): most of a new job's
+    columns are, and each one left out is a parameter less to send and parse. A
+    NULL for a NOT NULL column is still sent, for the database to refuse.
     """
     connection = connections[using]
     plan = _plan(connection, fields)
@@ -141,7 +143,9 @@ def insert_one(obj: models.Model, fields: Sequence[models.Field], using: str) ->
         return False
     if None in values:
         given = [
-            i for i, value in enumerate(values) if value is not None or fields[i].has_db_default()
+            i
+            for i, value in enumerate(values)
+            if value is not None or not fields[i].null or fields[i].has_db_default()
         ]
         plan = _plan(connection, [fields[i] for i in given])
         values = [values[i] for i in given]
@@ -172,10 +176,7 @@ def _fields(obj: models.Model) -> list[models.Field]:
 class Template:
     """Many rows that differ from one object's row in a few columns (``bulk_enqueue``).
 
-    ``set(values, attname, value)`` converts ``value`` as ``row()`` would; ``set_json``
-    takes the already serialised text of a JSON column, which every supported
-    database takes as it is (PostgreSQL's COPY parses it; the other drivers are
-    sent a string, which is what Django sends them too).
+    ``set(values, attname, value)`` converts ``value`` as ``row()`` would.
     """
 
     def __init__(self, obj: models.Model, using: str) -> None:
@@ -195,9 +196,6 @@ class Template:
         index = self.index[attname]
         values[index] = value = _db_value(self.plan.checks[index], value, self.connection)
         return value
-
-    def set_json(self, values: list[Any], attname: str, text: str) -> None:
-        values[self.index[attname]] = text
 
     def write(self, rows: list[list[Any]], batch_size: int) -> None:
         write_rows(self.plan, rows, self.using, batch_size)

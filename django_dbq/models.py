@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -96,6 +96,7 @@ class JobQuerySet(models.QuerySet["Job"]):
         transaction; other options (conflict handling) go through Django's own.
         """
         objs = list(objs)
+        self._for_write = True  # as Django's bulk_create: self.db is the write database
         for job in objs:
             job.prepare_for_insert()
         created = self._fast_bulk_create(objs, *args, **kwargs)
@@ -110,9 +111,13 @@ class JobQuerySet(models.QuerySet["Job"]):
 
 
     def _fast_bulk_create(
-        self, objs: list[Job], batch_size: int | None = None, **options: Any
+        self, objs: list[Job], batch_size: int | None = None, *args: Any, **options: Any
     ) -> list[Job] | None:
-        if any(options.values()) or any(not job._state.adding for job in objs):
+        """Our bulk write, or None where Django's own must run: conflict options, a
+        batch size Django refuses, saved jobs or jobs without a primary key."""
+        if args or any(options.values()) or (batch_size is not None and batch_size <= 0):
+            return None
+        if any(not job._state.adding or job.pk is None for job in objs):
             return None
         for job in objs:
             job._prepare_related_fields_for_save(operation_name="bulk_create")
@@ -133,7 +138,7 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[mis
         :func:`django_dbq.tracking.track`."""
         from .tracking import track
 
-        return track(name, using=self.db, **kwargs)
+        return track(name, using=self._write_db(), **kwargs)
 
     def bulk_create_jobs(
         self,
@@ -149,10 +154,11 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[mis
         """
         build = _job_builder()
         objs = [j if isinstance(j, Job) else build(j) for j in jobs_to_create]
-        with transaction.atomic(using=self.db):
+        using = self._write_db()
+        with transaction.atomic(using=using):
             # JobQuerySet.bulk_create prepares (validates, runs the creation hook of)
             # every job before inserting any; preparing here too would run hooks twice.
-            return self.get_queryset().bulk_create(objs, batch_size=batch_size)
+            return self.db_manager(using).get_queryset().bulk_create(objs, batch_size=batch_size)
 
     def bulk_enqueue(
         self,
@@ -190,25 +196,32 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[mis
             batch_key=batch_key,
         )
         template.prepare_for_insert()
-        texts = [validate_workspace(workspace) for workspace in workspaces]
-        rows = inserting.Template(template, self.db)
+        workspaces = list(workspaces)
+        for workspace in workspaces:
+            validate_workspace(workspace)
+        using = self._write_db()
+        rows = inserting.Template(template, using)
         ids, values = [], []
-        for text in texts:
+        for workspace in workspaces:
             values.append(one := rows.new_row())
             ids.append(pk := uuid.uuid4())
             rows.set(one, "id", pk)
             now = timezone.now()  # one by one, so that the jobs run in this order
             rows.set(one, "created", now)
             rows.set(one, "modified", now)
-            rows.set_json(one, "workspace", text)
-        with transaction.atomic(using=self.db, savepoint=False):
+            rows.set(one, "workspace", workspace)  # as the ORM writes it
+        with transaction.atomic(using=using, savepoint=False):
             rows.write(values, batch_size)
         if conf.run_synchronously():
             from . import testing
 
             for pk in ids:
-                testing.run_at_commit(Job(pk=pk), using=self.db)
+                testing.run_at_commit(Job(pk=pk), using=using)
         return ids
+
+    def _write_db(self) -> str:
+        """The database alias writes go to (``self.db`` is the one reads go to)."""
+        return self._db or router.db_for_write(self.model)
 
     def delete_old(self, hours: float = 24, *, batch_size: int = DELETE_BATCH_SIZE) -> int:
         """Delete COMPLETED and FAILED jobs created more than ``hours`` ago.
@@ -413,9 +426,8 @@ class Job(models.Model):
         return {row["queue_name"]: row["count"] for row in rows}
 
 
-def validate_workspace(workspace: Any) -> str:
-    """Raise :class:`InvalidWorkspaceError` unless ``workspace`` is a JSON-serialisable
-    dict; return its JSON text."""
+def validate_workspace(workspace: Any) -> None:
+    """Raise :class:`InvalidWorkspaceError` unless ``workspace`` is a JSON-serialisable dict."""
     if not isinstance(workspace, dict):
         raise InvalidWorkspaceError(
             f"The workspace must be a dict (a JSON object), not {type(workspace).__name__}."
@@ -435,7 +447,6 @@ def validate_workspace(workspace: Any) -> str:
         )
     if "\\u0000" in text and _contains_nul(workspace):
         raise InvalidWorkspaceError("The workspace contains a NUL character (\\u0000).")
-    return text
 
 
 def _contains_nul(value: Any) -> bool:

@@ -794,3 +794,52 @@ def test_bulk_enqueue_with_nothing_to_create():
     with CaptureQueriesContext(connection) as queries:
         assert Job.objects.bulk_enqueue("noop", []) == []
     assert inserts(queries) == []
+
+
+class ReadsElsewhere:
+    """A router that sends reads to a database that does not exist, writes to default."""
+
+    def db_for_read(self, model, **hints):
+        return "replica"
+
+    def db_for_write(self, model, **hints):
+        return "default"
+
+
+@override_settings(DATABASE_ROUTERS=[ReadsElsewhere()])
+@pytest.mark.parametrize(
+    "create",
+    [
+        lambda: Job.objects.bulk_enqueue("noop", [{}, {}]),
+        lambda: Job.objects.bulk_create_jobs([{"name": "noop"}, {"name": "noop"}]),
+        lambda: Job.objects.bulk_create([Job(name="noop"), Job(name="noop")]),
+    ],
+    ids=["bulk_enqueue", "bulk_create_jobs", "bulk_create"],
+)
+def test_bulk_writes_go_to_the_write_database(create):
+    create()
+    assert Job.objects.using("default").count() == 2
+
+
+def test_bulk_enqueue_stores_json_as_the_orm_does():
+    workspace = {"a": "é\u2603", "b": [1, None]}
+    Job.objects.bulk_enqueue("noop", [workspace])
+    Job.objects.create(name="noop", workspace=workspace)
+
+    # An exact JSON lookup compares stored text on SQLite: both rows must match.
+    assert Job.objects.filter(workspace=workspace).count() == 2
+
+
+def test_bulk_create_of_a_job_without_a_primary_key_gets_one_as_in_django():
+    job = Job(name="noop")
+    job.pk = None
+    [created] = Job.objects.bulk_create([job])
+    assert created.pk is not None
+    assert Job.objects.filter(pk=created.pk).exists()
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_bulk_create_refuses_a_batch_size_django_refuses(batch_size):
+    with pytest.raises(ValueError):
+        Job.objects.bulk_create([Job(name="noop")], batch_size=batch_size)
+    assert Job.objects.count() == 0

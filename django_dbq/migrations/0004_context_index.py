@@ -44,14 +44,21 @@ def _drop_index(schema_editor, name):
         schema_editor.execute(f"DROP INDEX IF EXISTS {quote(name)}")
 
 
+def _has_index(schema_editor, name):
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        return name in connection.introspection.get_constraints(cursor, TABLE)
+
+
 def add_context_index(apps, schema_editor):
     quote = schema_editor.quote_name
     partial = schema_editor.connection.vendor in ("postgresql", "sqlite")
-    schema_editor.execute(
-        f"CREATE INDEX {quote(INDEX)} ON {quote(TABLE)} "
-        f"({quote('context_type_id')}, {quote('context_id')})"
-        + (f" WHERE {quote('context_type_id')} IS NOT NULL" if partial else "")
-    )
+    if not _has_index(schema_editor, INDEX):  # a run cut off before the drop below
+        schema_editor.execute(
+            f"CREATE INDEX {quote(INDEX)} ON {quote(TABLE)} "
+            f"({quote('context_type_id')}, {quote('context_id')})"
+            + (f" WHERE {quote('context_type_id')} IS NOT NULL" if partial else "")
+        )
     # Then the old index: on MySQL the foreign key now has the new one to use.
     for name in _single_column_indexes(schema_editor, "context_type_id"):
         _drop_index(schema_editor, name)
