@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 logger = logging.getLogger("django_dbq.worker")
@@ -42,6 +42,25 @@ def child_argv(argv: Sequence[str]) -> list[str]:
     return [sys.executable, *out]
 
 
+def relay_stop_signals(act: Callable[[int], None]) -> None:
+    """Call ``act(signum)`` on a thread of its own for each SIGTERM and SIGINT.
+
+    The handler only writes the signal's number to a pipe. A handler runs in the
+    main thread between two bytecodes, maybe while that thread holds an Event's lock
+    (inside wait() or clear()): calling set() on that Event from the handler would
+    wait for the lock forever, and the process would never stop.
+    """
+    read_fd, write_fd = os.pipe()
+
+    def relay() -> None:
+        while data := os.read(read_fd, 1):
+            act(data[0])
+
+    threading.Thread(target=relay, name="dbq-signals", daemon=True).start()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: os.write(write_fd, bytes([signum])))
+
+
 class Supervisor:
     """Starts, watches and stops ``processes`` worker children."""
 
@@ -54,17 +73,7 @@ class Supervisor:
         self._signals = 0
 
     def run(self) -> int:
-        # The handlers only write the signal's number to a pipe and a thread forwards it:
-        # set() on an Event from a handler can deadlock with the main thread's wait().
-        read_fd, write_fd = os.pipe()
-
-        def relay() -> None:
-            while data := os.read(read_fd, 1):
-                self._forward(data[0], None)
-
-        threading.Thread(target=relay, name="dbq-signals", daemon=True).start()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda signum, frame: os.write(write_fd, bytes([signum])))
+        relay_stop_signals(lambda signum: self._forward(signum, None))
         logger.info("Supervisor %d starting %d worker processes", os.getpid(), self.processes)
         backoff = {slot: 0.5 for slot in range(self.processes)}
         slots: dict[int, subprocess.Popen[bytes] | None] = {}

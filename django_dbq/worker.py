@@ -35,6 +35,7 @@ from django.db.backends.signals import connection_created
 from . import claiming, conf, executor, jobs, models
 from .executor import Outcome
 from .models import Job
+from .supervisor import relay_stop_signals
 
 logger = logging.getLogger("django_dbq.worker")
 
@@ -456,18 +457,6 @@ class Worker:
 
     def _install_signal_handlers(self) -> None:
         first_at: list[float] = []
-        # The handler only writes the signal's number to a pipe; a thread acts on it. A
-        # handler runs in the main thread between two bytecodes, maybe while that thread
-        # holds an Event's lock (inside wait() or clear()): calling set() on that Event
-        # from the handler would wait for the lock forever, and the worker never stop.
-        read_fd, write_fd = os.pipe()
-
-        def relay() -> None:
-            while data := os.read(read_fd, 1):
-                act(data[0])
-
-        def handle(signum: int, frame: Any) -> None:
-            os.write(write_fd, bytes([signum]))
 
         def act(signum: int) -> None:
             if first_at and time.monotonic() - first_at[0] < SECOND_SIGNAL_AFTER:
@@ -486,9 +475,7 @@ class Worker:
                 first_at.append(time.monotonic())
                 self.request_stop()
 
-        threading.Thread(target=relay, name="dbq-signals", daemon=True).start()
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
+        relay_stop_signals(act)
 
     def _shutdown(self) -> None:
         # Jobs claimed but not started go straight back, without spending an attempt.
