@@ -182,15 +182,15 @@ def claim(
         jobs: list[Job] = []
         if cursor is not None and cursor.usable(queues):
             pick = _pick_sql(connection, queues, dt(now), limit, lock=lock, after=cursor.positions)
-            jobs = _claim_returning(connection, owner, pick, now, expires, using)
+            jobs = _claim_returning(connection, owner, pick, now, expires)
         if len(jobs) < limit:
             pick = _pick_sql(connection, queues, dt(now), limit - len(jobs), lock=lock)
-            jobs += _claim_returning(connection, owner, pick, now, expires, using)
+            jobs += _claim_returning(connection, owner, pick, now, expires)
             if cursor is not None:
                 cursor.full_scan_at = time.monotonic()
     elif vendor == "sqlite":
         pick = _pick_sql(connection, queues, dt(now), limit, lock=False)
-        jobs = _claim_sqlite(connection, owner, pick, now, expires, using)
+        jobs = _claim_sqlite(connection, owner, pick, now, expires)
     else:
         candidates = [
             Job.objects.db_manager(using)
@@ -306,9 +306,9 @@ def claim_batch(
             [name, queue, batch_key, dt(now), size],
         )
         if connection.vendor == "postgresql":
-            jobs = _claim_returning(connection, owner, pick, now, expires, using)
+            jobs = _claim_returning(connection, owner, pick, now, expires)
         else:
-            jobs = _claim_sqlite(connection, owner, pick, now, expires, using)
+            jobs = _claim_sqlite(connection, owner, pick, now, expires)
     jobs.sort(key=lambda job: job.created)
     return jobs
 
@@ -383,7 +383,7 @@ def _claim_statement(connection: BaseDatabaseWrapper, pick_sql: str) -> str:
     return sql
 
 
-def _claim_returning(connection, owner, pick, now, expires, using) -> list[Job]:
+def _claim_returning(connection, owner, pick, now, expires) -> list[Job]:
     """PostgreSQL: lock the picked rows and mark them PROCESSING in one statement."""
     dt = connection.ops.adapt_datetimefield_value
     pick_sql, pick_params = pick
@@ -394,7 +394,7 @@ def _claim_returning(connection, owner, pick, now, expires, using) -> list[Job]:
     return jobs
 
 
-def _claim_sqlite(connection, owner, pick, now, expires, using) -> list[Job]:
+def _claim_sqlite(connection, owner, pick, now, expires) -> list[Job]:
     """SQLite: one UPDATE ... RETURNING under the write lock of BEGIN IMMEDIATE."""
     dt = connection.ops.adapt_datetimefield_value
     pick_sql, pick_params = pick

@@ -98,7 +98,6 @@ class Worker:
         self._avg_duration = CLAIM_WINDOW_SECONDS
         self._low_water = 1
         self._cursor = claiming.ClaimCursor()
-        self._batch_types = {n: t for n, t in jobs.job_types().items() if t.batch is not None}
         self._batches = jobs.batch_types()
         waits = [batch.wait for batch in self._batches.values()]
         self._batch_check_seconds = max(
@@ -175,7 +174,7 @@ class Worker:
                 timeout = min(
                     timeout, max(0.0, self._last_claim + self.rate_limit - time.monotonic())
                 )
-            if self._batch_types:
+            if self._batches:
                 timeout = min(timeout, max(0.0, self._next_batch_check - time.monotonic()))
             self._wake.wait(timeout)
 
@@ -225,7 +224,7 @@ class Worker:
         with ``flush``); a group that filled a whole batch is claimed from again
         straight away.
         """
-        if not self._batch_types:
+        if not self._batches:
             return 0
         if not self._ripe:
             if not flush and time.monotonic() < self._next_batch_check:
@@ -237,7 +236,7 @@ class Worker:
         claimed = 0
         while self._ripe and self._ready.qsize() < self.concurrency:
             name, queue, key = self._ripe[0]
-            job_type, size = self._batch_types[name], self._batches[name].size
+            size = self._batches[name].size
             batch = claiming.claim_batch(
                 self.owner, name, queue, key, size, self.lease, using=self.using
             )
@@ -245,9 +244,10 @@ class Worker:
                 self._ripe.pop(0)
             if not batch:
                 continue
+            lease = jobs.get_job_type(name).lease()
             with self._lock:
                 for job in batch:
-                    self._held[job.pk] = job_type.lease()
+                    self._held[job.pk] = lease
             self._ready.put((batch, [executor.snapshot(job) for job in batch]))
             claimed += len(batch)
         return claimed
