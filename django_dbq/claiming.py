@@ -1,4 +1,5 @@
-"""Claiming runnable jobs: the only module whose SQL differs by database.
+"""Claiming runnable jobs: with :mod:`django_dbq.inserting` (COPY for bulk inserts on
+PostgreSQL), the only module whose SQL differs by database.
 
 Every claim takes up to ``limit`` runnable jobs of the given queues (NEW or
 READY, ``run_after`` passed), highest priority first then oldest, and marks

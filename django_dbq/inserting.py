@@ -180,22 +180,22 @@ class Template:
     """
 
     def __init__(self, obj: models.Model, using: str) -> None:
+        fields = _fields(obj)
         self.using = using
         self.connection = connections[using]
-        self.plan = _plan(self.connection, _fields(obj))
+        self.plan = _plan(self.connection, fields)
         base = row(obj, self.plan, self.connection)
         if base is None:
             raise ValueError("A bulk enqueue's fields cannot be expressions.")
         self.base = base
-        self.index = {field.attname: i for i, field in enumerate(_fields(obj))}
+        self.index = {field.attname: i for i, field in enumerate(fields)}
 
     def new_row(self) -> list[Any]:
         return self.base.copy()
 
-    def set(self, values: list[Any], attname: str, value: Any) -> Any:
+    def set(self, values: list[Any], attname: str, value: Any) -> None:
         index = self.index[attname]
-        values[index] = value = _db_value(self.plan.checks[index], value, self.connection)
-        return value
+        values[index] = _db_value(self.plan.checks[index], value, self.connection)
 
     def write(self, rows: list[list[Any]], batch_size: int) -> None:
         write_rows(self.plan, rows, self.using, batch_size)

@@ -91,7 +91,7 @@ class JobQuerySet(models.QuerySet["Job"]):
     def bulk_create(self, objs: Iterable[Job], *args: Any, **kwargs: Any) -> list[Job]:
         """Django's ``bulk_create``, with every job validated and prepared first.
 
-        Called with at most ``batch_size``, the rows are written by
+        Called with no option but ``batch_size``, the rows are written by
         :func:`django_dbq.inserting.insert_many` (COPY on PostgreSQL) in one
         transaction; other options (conflict handling) go through Django's own.
         """
@@ -108,7 +108,6 @@ class JobQuerySet(models.QuerySet["Job"]):
             for job in created:
                 testing.run_at_commit(job, using=self.db)
         return created
-
 
     def _fast_bulk_create(
         self, objs: list[Job], batch_size: int | None = None, *args: Any, **options: Any
