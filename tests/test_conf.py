@@ -1,0 +1,27 @@
+"""django_dbq.conf: settings are read once and read again when a test changes them."""
+
+from __future__ import annotations
+
+from django.test import override_settings
+
+from django_dbq import conf
+
+
+def test_a_missing_setting_gives_its_default():
+    assert conf.claim_batch() == conf.DEFAULTS["DBQ_CLAIM_BATCH"]
+
+
+def test_a_setting_changed_by_override_settings_is_read_again_and_restored():
+    assert conf.max_errors_kept() == conf.DEFAULTS["DBQ_MAX_ERRORS_KEPT"]
+    with override_settings(DBQ_MAX_ERRORS_KEPT=3):
+        assert conf.max_errors_kept() == 3
+        with override_settings(DBQ_MAX_ERRORS_KEPT=4):
+            assert conf.max_errors_kept() == 4
+        assert conf.max_errors_kept() == 3
+    assert conf.max_errors_kept() == conf.DEFAULTS["DBQ_MAX_ERRORS_KEPT"]
+
+
+def test_the_pytest_django_settings_fixture_is_seen(settings):
+    conf.lease_seconds()  # kept ...
+    settings.DBQ_LEASE_SECONDS = 12
+    assert conf.lease_seconds() == 12.0  # ... and dropped when the fixture changes it
