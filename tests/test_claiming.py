@@ -6,7 +6,7 @@ import datetime
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from django_dbq import claiming
@@ -137,6 +137,60 @@ def test_insert_notifies_listeners_at_commit_once_per_queue():
         )
         notes = list(listener.notifies(timeout=1))
     assert sorted(n.payload for n in notes) == ["b", "default"]
+
+
+def _notifications_of(insert):
+    """The payloads listeners get for what ``insert()`` writes and commits."""
+    import psycopg
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params, autocommit=True) as listener:
+        listener.execute(f"LISTEN {claiming.NOTIFY_CHANNEL}")
+        insert()
+        return sorted(n.payload for n in listener.notifies(timeout=0.5))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_inserting_finished_jobs_notifies_nobody():
+    def insert():
+        with transaction.atomic():
+            make(state=Job.STATES.COMPLETED)
+            make(state=Job.STATES.FAILED, queue_name="b")
+
+    assert _notifications_of(insert) == []
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_migration_0005_replaces_the_trigger_function_both_ways():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("django_dbq.migrations.0005_notify_without_distinct")
+    editor = connection.schema_editor(atomic=False)
+
+    def source():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_functiondef(%s::regproc)", [claiming.TRIGGER_FUNCTION])
+            return cursor.fetchone()[0]
+
+    def insert():
+        with transaction.atomic():
+            for queue in ("default", "default", "b"):
+                make(queue_name=queue)
+
+    try:
+        migration.backward(apps, editor)
+        assert "DISTINCT" in source()
+        assert _notifications_of(insert) == ["b", "default"]
+    finally:
+        migration.forward(apps, editor)
+    assert "DISTINCT" not in source()
+    assert _notifications_of(insert) == ["b", "default"]
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the claim cursor is PostgreSQL's")
