@@ -721,6 +721,32 @@ def test_create_writes_one_insert_and_the_row_django_would_write():
     assert stored.created == job.created and stored.modified == job.modified
 
 
+def test_create_stores_quotes_backslashes_and_unicode_as_given():
+    text = "it's \\ \"quoted\" %s %(x)s é\u2603\U0001f600"
+    job = Job.objects.create(name="noop", workspace={text: [text]}, queue_name="o'brien")
+    stored = Job.objects.get(pk=job.pk)
+    assert stored.workspace == {text: [text]}
+    assert stored.queue_name == "o'brien"
+    assert Job.objects.filter(workspace={text: [text]}).get() == stored
+
+
+def test_create_runs_execute_wrapper_hooks_and_is_logged():
+    seen = []
+
+    def hook(execute, sql, params, many, context):
+        seen.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(hook), CaptureQueriesContext(connection) as queries:
+        job = Job.objects.create(name="noop")
+    [(sql, params)] = [(sql, params) for sql, params in seen if sql.startswith("INSERT")]
+    assert Job._meta.db_table in sql
+    assert job.pk.hex in [str(value).replace("-", "") for value in params]
+    [logged] = inserts(queries)
+    assert Job._meta.db_table in logged
+    assert Job.objects.filter(pk=job.pk).exists()
+
+
 # --- Job.objects.bulk_enqueue ---------------------------------------------------------------
 
 
