@@ -210,7 +210,7 @@ def insert_many(objs: Sequence[models.Model], using: str, batch_size: int) -> bo
     if not objs:
         return True
     connection = connections[using]
-    plan = _plan(connection, _fields(objs[0]))
+    plan = _plan(connection, fields_of(objs[0]))
     rows = [row(obj, plan, connection) for obj in objs]
     if any(values is None for values in rows):
         return False
@@ -218,7 +218,8 @@ def insert_many(objs: Sequence[models.Model], using: str, batch_size: int) -> bo
     return True
 
 
-def _fields(obj: models.Model) -> list[models.Field]:
+def fields_of(obj: models.Model) -> list[models.Field]:
+    """The columns an INSERT of ``obj`` writes, as ``Model.save`` lists them."""
     return [field for field in obj._meta.concrete_fields if not field.generated]
 
 
@@ -229,7 +230,7 @@ class Template:
     """
 
     def __init__(self, obj: models.Model, using: str) -> None:
-        fields = _fields(obj)
+        fields = fields_of(obj)
         self.using = using
         self.connection = connections[using]
         self.plan = _plan(self.connection, fields)

@@ -13,6 +13,7 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, router, transaction
 from django.db.models import Count, Q
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from . import conf, inserting, jobs
@@ -371,11 +372,41 @@ class Job(models.Model):
         adding = self._state.adding
         if adding:
             self.prepare_for_insert()
-        super().save(*args, **kwargs)
+        if not (adding and not args and kwargs.keys() <= {"force_insert", "using"}) or (
+            not self._insert_new(kwargs.get("using"))
+        ):
+            super().save(*args, **kwargs)
         if adding and conf.run_synchronously():
             from . import testing
 
             testing.run_at_commit(self, using=kwargs.get("using") or self._state.db)
+
+    def _insert_new(self, using: str | None) -> bool:
+        """``save()`` of a new job, without ``Model.save``'s general machinery.
+
+        Taken only when nothing could tell the difference: no ``pre_save`` or
+        ``post_save`` receiver for this class, no parent model, no expression
+        among the values, a primary key already set. It does what ``Model.save`` does for such an insert
+        (unsaved related object check, router, rollback mark inside ``atomic``,
+        the instance's state) in a third of the time. False: nothing was written,
+        and the caller saves the usual way.
+        """
+        cls = type(self)
+        if (
+            self.pk is None
+            or self._meta.parents
+            or pre_save.has_listeners(cls)
+            or post_save.has_listeners(cls)
+        ):
+            return False
+        self._prepare_related_fields_for_save(operation_name="save")
+        using = using or router.db_for_write(cls, instance=self)
+        with transaction.mark_for_rollback_on_error(using):
+            if not inserting.insert_one(self, inserting.fields_of(self), using):
+                return False
+        self._state.db = using
+        self._state.adding = False
+        return True
 
     def _do_insert(self, manager, using, fields, returning_fields, raw):  # type: ignore[no-untyped-def]
         # The INSERT of save(): one cached statement instead of the ORM's compiler.

@@ -7,7 +7,8 @@ import math
 import zoneinfo
 
 import pytest
-from django.db import connection, models
+from django.db import IntegrityError, connection, models, transaction
+from django.db.transaction import TransactionManagementError
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -747,6 +748,53 @@ def test_create_runs_execute_wrapper_hooks_and_is_logged():
     assert Job.objects.filter(pk=job.pk).exists()
 
 
+def test_create_sends_pre_and_post_save_to_their_receivers():
+    from django.db.models.signals import post_save, pre_save
+
+    heard = []
+
+    def before(sender, instance, **kwargs):
+        heard.append(("pre", instance._state.adding, Job.objects.filter(pk=instance.pk).exists()))
+
+    def after(sender, instance, created, **kwargs):
+        heard.append(("post", created, Job.objects.filter(pk=instance.pk).exists()))
+
+    pre_save.connect(before, sender=Job)
+    post_save.connect(after, sender=Job)
+    try:
+        Job.objects.create(name="noop")
+    finally:
+        pre_save.disconnect(before, sender=Job)
+        post_save.disconnect(after, sender=Job)
+    assert heard == [("pre", True, False), ("post", True, True)]
+
+
+def test_a_failed_create_inside_atomic_breaks_the_block_as_in_django():
+    existing = Job.objects.create(name="noop")
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            Job.objects.create(pk=existing.pk, name="noop")
+        with pytest.raises(TransactionManagementError):
+            Job.objects.count()
+
+
+def test_save_of_a_new_job_without_a_primary_key_gets_one_as_in_django():
+    job = Job(name="noop")
+    job.pk = None
+    job.save()
+    assert job.pk is not None
+    assert not job._state.adding and job._state.db == "default"
+    assert Job.objects.get(pk=job.pk).name == "noop"
+
+
+def test_saving_a_created_job_again_updates_it():
+    job = Job.objects.create(name="noop")
+    job.priority = 9
+    job.save()
+    assert Job.objects.count() == 1
+    assert Job.objects.get(pk=job.pk).priority == 9
+
+
 # --- Job.objects.bulk_enqueue ---------------------------------------------------------------
 
 
@@ -839,8 +887,9 @@ class ReadsElsewhere:
         lambda: Job.objects.bulk_enqueue("noop", [{}, {}]),
         lambda: Job.objects.bulk_create_jobs([{"name": "noop"}, {"name": "noop"}]),
         lambda: Job.objects.bulk_create([Job(name="noop"), Job(name="noop")]),
+        lambda: [Job(name="noop").save() for _ in range(2)],
     ],
-    ids=["bulk_enqueue", "bulk_create_jobs", "bulk_create"],
+    ids=["bulk_enqueue", "bulk_create_jobs", "bulk_create", "save"],
 )
 def test_bulk_writes_go_to_the_write_database(create):
     create()
