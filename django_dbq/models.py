@@ -385,11 +385,11 @@ class Job(models.Model):
         """``save()`` of a new job, without ``Model.save``'s general machinery.
 
         Taken only when nothing could tell the difference: no ``pre_save`` or
-        ``post_save`` receiver for this class, no parent model, no expression
-        among the values, a primary key already set. It does what ``Model.save`` does for such an insert
-        (unsaved related object check, router, rollback mark inside ``atomic``,
-        the instance's state) in a third of the time. False: nothing was written,
-        and the caller saves the usual way.
+        ``post_save`` receiver for this class, no parent model, a primary key
+        already set, no expression among the values. It does what ``Model.save``
+        does for such an insert (unsaved related object check, router, rollback
+        mark inside ``atomic``, the instance's state) in a third of the time.
+        False: nothing was written, and the caller saves the usual way.
         """
         cls = type(self)
         if (

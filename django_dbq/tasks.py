@@ -51,6 +51,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import SuspiciousOperation
+from django.core.signals import setting_changed
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -93,6 +94,20 @@ TASK_OPTION_KEYS = ("max_attempts", "backoff", "backoff_max", "lease_seconds", "
 BACKEND_OPTION_KEYS = (*TASK_OPTION_KEYS, "task_modules")
 
 _DOTTED_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+# Bumped when INSTALLED_APPS changes (tests): the default task_modules follow it, so
+# every backend's remembered allows() answers are dropped.
+_apps_generation = 0
+_ALLOWS_REMEMBERED = 1024
+
+
+def _installed_apps_changed(*, setting: str, **kwargs: Any) -> None:
+    global _apps_generation
+    if setting == "INSTALLED_APPS":
+        _apps_generation += 1
+
+
+setting_changed.connect(_installed_apps_changed, dispatch_uid="django_dbq.tasks.apps")
 
 _STATUS = {
     "NEW": TaskResultStatus.READY,
@@ -273,10 +288,22 @@ class DatabaseBackend(BaseTaskBackend):
 
     def allows(self, path: str) -> bool:
         """Whether a task at dotted ``path`` may be imported by this backend."""
-        if not isinstance(path, str) or not _DOTTED_PATH.fullmatch(path):
+        if not isinstance(path, str):
             return False
-        module = path.rpartition(".")[0]
-        return any(module == m or module.startswith(m + ".") for m in self.task_modules())
+        # Remembered per path: every enqueue asks, and the answer depends only on
+        # OPTIONS (fixed for the backend) and INSTALLED_APPS.
+        memo = self.__dict__.get("_allowed")
+        if memo is None or memo[0] != _apps_generation:
+            memo = self.__dict__["_allowed"] = (_apps_generation, {})
+        allowed = memo[1].get(path)
+        if allowed is None:
+            module = path.rpartition(".")[0]
+            allowed = bool(_DOTTED_PATH.fullmatch(path)) and any(
+                module == m or module.startswith(m + ".") for m in self.task_modules()
+            )
+            if len(memo[1]) < _ALLOWS_REMEMBERED:  # paths also come from rows: bounded
+                memo[1][path] = allowed
+        return allowed
 
     def _outside_message(self, path: str) -> str:
         return (

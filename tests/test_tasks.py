@@ -26,6 +26,7 @@ if django.VERSION < (6, 0):
     )
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db import connection, connections, transaction
 from django.tasks import (
@@ -256,6 +257,26 @@ def test_a_task_outside_the_task_modules_is_refused_at_enqueue():
         assert task_backends["default"].allows("shop.send")
         assert not task_backends["default"].allows("shopping.tasks.send")
     assert not Job.objects.exists()
+
+
+def test_allows_follows_installed_apps_when_they_change():
+    backend = task_backends["default"]
+    assert backend.allows("tests.tasks.noop")  # remembered ...
+    apps_now = [app for app in settings.INSTALLED_APPS if app != "tests"]
+    with override_settings(INSTALLED_APPS=apps_now):
+        assert not backend.allows("tests.tasks.noop")  # ... and asked again
+    assert backend.allows("tests.tasks.noop")
+
+
+def test_allows_remembers_a_bounded_number_of_paths(monkeypatch):
+    from django_dbq import tasks as dbq_tasks
+
+    monkeypatch.setattr(dbq_tasks, "_ALLOWS_REMEMBERED", 3)
+    backend = task_backends["default"]
+    answers = [backend.allows(f"tests.made_up_{n}.task") for n in range(10)]
+    assert answers == [True] * 10
+    assert not backend.allows("elsewhere.task")
+    assert len(backend._allowed[1]) <= 3
 
 
 # --- enqueue -------------------------------------------------------------------------------------
