@@ -1,10 +1,7 @@
 """Lazy, typed access to django_dbq's settings.
 
-Nothing here is read at import time: a value is looked up on the settings object
-the first time it is needed and kept, since a missing setting costs a raised and
-caught ``AttributeError`` on every lookup (enqueueing reads two). Django's
-``setting_changed`` signal (``override_settings``, pytest-django's ``settings``)
-drops the kept value, so tests that change a setting just work.
+Nothing here is read at import time: every value is looked up on the settings
+object when it is needed, so ``override_settings`` in tests just works.
 
 =============================  =======  =========================================
 setting                        default  meaning
@@ -30,7 +27,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.signals import setting_changed
 
 DEFAULTS: dict[str, Any] = {
     "DBQ_LEASE_SECONDS": 30.0,
@@ -46,23 +42,9 @@ DEFAULTS: dict[str, Any] = {
 MAX_TRACEBACK_CHARS = 8000
 
 
-_values: dict[str, Any] = {}
-
-
 def get(name: str) -> Any:
     """Return the value of the ``DBQ_*`` setting ``name`` or its default."""
-    try:
-        return _values[name]
-    except KeyError:
-        value = _values[name] = getattr(settings, name, DEFAULTS[name])
-        return value
-
-
-def _forget(*, setting: str, **kwargs: Any) -> None:
-    _values.pop(setting, None)
-
-
-setting_changed.connect(_forget, dispatch_uid="django_dbq.conf")
+    return getattr(settings, name, DEFAULTS[name])
 
 
 def lease_seconds() -> float:

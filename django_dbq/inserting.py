@@ -169,38 +169,39 @@ def insert_one(obj: models.Model, fields: Sequence[models.Field], using: str) ->
 
 
 def server_bound_cursor(connection: Any) -> Any:
-    """A Django cursor on ``connection`` that sends parameters apart from the SQL.
+    """Django's cursor on ``connection``, sending parameters apart from the SQL where
+    that is known to be safe.
 
     With psycopg 3, Django binds parameters on the client unless
     ``OPTIONS["server_side_binding"]`` is set: psycopg quotes every value into the
     SQL text, which for a job row takes longer than the rest of the enqueue's own
-    Python. This cursor sends the values beside the statement instead, in the
-    same round trip, as an unnamed statement (safe behind PgBouncer in transaction
-    mode); it is prepared only if the project's ``prepare_threshold`` asks for it,
-    as with Django's own cursors. On other databases, with psycopg 2, or when the
-    project already binds on the server, it is Django's usual cursor. Either way
-    it is wrapped by Django: errors, query logging and ``execute_wrapper`` hooks
-    behave as for any query.
+    Python. Here the values go beside the statement instead, in the same round
+    trip, as an unnamed statement (fine behind PgBouncer in transaction mode).
+
+    Only Django's own default cursor is replaced, and only when nothing could
+    tell: not while queries are logged (``DEBUG``, ``CaptureQueriesContext``: the
+    log shows the values only when they are in the text), not when the
+    connection has a ``prepare_threshold`` (this cursor would prepare where
+    Django's never does), not under a custom ``cursor_factory`` (a tracing tool's,
+    say). Django's wrapper stays: its checks, errors and ``execute_wrapper``
+    hooks apply as to any query.
     """
-    if connection.vendor != "postgresql":
-        return connection.cursor()
+    wrapper = connection.cursor()
+    if connection.vendor != "postgresql" or connection.queries_logged:
+        return wrapper
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
     if not is_psycopg3:
-        return connection.cursor()
+        return wrapper
     import psycopg
+    from django.db.backends.postgresql.base import Cursor
 
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
     raw = connection.connection
-    if not issubclass(raw.cursor_factory, psycopg.ClientCursor):
-        return connection.cursor()
-    connection.validate_thread_sharing()
-    with connection.wrap_database_errors:
-        cursor = psycopg.Cursor(raw)
-    if connection.queries_logged:
-        return connection.make_debug_cursor(cursor)
-    return connection.make_cursor(cursor)
+    if type(wrapper.cursor) is Cursor and raw.prepare_threshold is None:
+        wrapper.cursor.close()
+        with connection.wrap_database_errors:
+            wrapper.cursor = psycopg.Cursor(raw)
+    return wrapper
 
 
 def insert_many(objs: Sequence[models.Model], using: str, batch_size: int) -> bool:

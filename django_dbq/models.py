@@ -372,9 +372,13 @@ class Job(models.Model):
         adding = self._state.adding
         if adding:
             self.prepare_for_insert()
-        if not (adding and not args and kwargs.keys() <= {"force_insert", "using"}) or (
-            not self._insert_new(kwargs.get("using"))
-        ):
+        plain = (
+            adding
+            and not args
+            and kwargs.keys() <= {"force_insert", "using"}
+            and isinstance(kwargs.get("force_insert", False), bool)
+        )
+        if not (plain and self._insert_new(kwargs.get("using"))):
             super().save(*args, **kwargs)
         if adding and conf.run_synchronously():
             from . import testing

@@ -1,4 +1,4 @@
-"""django_dbq.conf: settings are read once and read again when a test changes them."""
+"""django_dbq.conf: a setting changed by a test, however it is changed, is what is read."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ def test_a_setting_changed_by_override_settings_is_read_again_and_restored():
 
 
 def test_the_pytest_django_settings_fixture_is_seen(settings):
-    conf.lease_seconds()  # kept ...
+    conf.lease_seconds()
     settings.DBQ_LEASE_SECONDS = 12
-    assert conf.lease_seconds() == 12.0  # ... and dropped when the fixture changes it
+    assert conf.lease_seconds() == 12.0
+
+
+def test_a_setting_assigned_directly_is_seen(monkeypatch):
+    from django.conf import settings
+
+    conf.claim_batch()
+    monkeypatch.setattr(settings, "DBQ_CLAIM_BATCH", 5, raising=False)  # no setting_changed
+    assert conf.claim_batch() == 5

@@ -744,7 +744,7 @@ def test_create_runs_execute_wrapper_hooks_and_is_logged():
     assert Job._meta.db_table in sql
     assert job.pk.hex in [str(value).replace("-", "") for value in params]
     [logged] = inserts(queries)
-    assert Job._meta.db_table in logged
+    assert job.pk.hex in logged.replace("-", "")  # the statement as sent, with its values
     assert Job.objects.filter(pk=job.pk).exists()
 
 
@@ -894,6 +894,70 @@ class ReadsElsewhere:
 def test_bulk_writes_go_to_the_write_database(create):
     create()
     assert Job.objects.using("default").count() == 2
+
+
+class RecordsWrites:
+    """A router that records which instances it was asked to route for writing."""
+
+    def __init__(self):
+        self.asked = []
+
+    def db_for_write(self, model, **hints):
+        self.asked.append((model, hints.get("instance")))
+        return "default"
+
+
+def test_save_of_a_new_job_asks_the_router_with_the_instance():
+    router = RecordsWrites()
+    with override_settings(DATABASE_ROUTERS=[router]):
+        job = Job(name="noop")
+        job.save()
+    assert (Job, job) in router.asked
+
+
+@pytest.mark.parametrize("force_insert", [(int,), "yes"])
+def test_save_refuses_a_force_insert_django_refuses(force_insert):
+    with pytest.raises(TypeError), transaction.atomic():
+        Job(name="noop").save(force_insert=force_insert)
+    assert not Job.objects.exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements")
+def test_create_prepares_nothing_even_with_a_prepare_threshold():
+    connection.ensure_connection()
+    raw = connection.connection
+    before = raw.prepare_threshold
+    raw.prepare_threshold = 1  # as OPTIONS["prepare_threshold"] would set it
+    try:
+        for _ in range(4):
+            Job.objects.create(name="noop")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+            assert cursor.fetchone()[0] == 0  # Django's client-side cursor never prepares
+    finally:
+        raw.prepare_threshold = before
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="psycopg's cursor_factory")
+def test_create_goes_through_a_custom_cursor_factory():
+    from django.db.backends.postgresql.base import Cursor
+
+    seen = []
+
+    class Traced(Cursor):
+        def execute(self, query, params=None, **kwargs):
+            seen.append(str(query))
+            return super().execute(query, params, **kwargs)
+
+    connection.ensure_connection()
+    raw = connection.connection
+    before = raw.cursor_factory
+    raw.cursor_factory = Traced
+    try:
+        Job.objects.create(name="noop")
+    finally:
+        raw.cursor_factory = before
+    assert [sql for sql in seen if sql.startswith("INSERT")] != []
 
 
 def test_bulk_enqueue_stores_json_as_the_orm_does():

@@ -273,6 +273,7 @@ def test_allows_remembers_a_bounded_number_of_paths(monkeypatch):
 
     monkeypatch.setattr(dbq_tasks, "_ALLOWS_REMEMBERED", 3)
     backend = task_backends["default"]
+    backend.__dict__.pop("_allowed", None)  # what earlier tests left
     answers = [backend.allows(f"tests.made_up_{n}.task") for n in range(10)]
     assert answers == [True] * 10
     assert not backend.allows("elsewhere.task")
