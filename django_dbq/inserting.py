@@ -10,8 +10,10 @@ before, so rows are written exactly as the ORM would write them. On PostgreSQL
 with psycopg 3 the values travel beside the statement rather than quoted into it
 (:func:`server_bound_cursor`).
 
-``Job.save()`` still runs as usual (``pre_save`` / ``post_save`` signals,
-transaction handling); only the last step, the INSERT itself, comes from here.
+``Job.save()`` of a new job calls :func:`insert_one` directly when no
+``pre_save``/``post_save`` receiver could notice (see ``Job._insert_new``);
+otherwise Django's save runs as usual and only its last step, the INSERT,
+comes from here.
 """
 
 from __future__ import annotations
