@@ -229,7 +229,8 @@ def fields_of(obj: models.Model) -> list[models.Field]:
 class Template:
     """Many rows that differ from one object's row in a few columns (``bulk_enqueue``).
 
-    ``set(values, attname, value)`` converts ``value`` as ``row()`` would.
+    ``set(values, value, *attnames)`` converts ``value`` as ``row()`` would, once,
+    for columns of the same field type.
     """
 
     def __init__(self, obj: models.Model, using: str) -> None:
@@ -246,9 +247,11 @@ class Template:
     def new_row(self) -> list[Any]:
         return self.base.copy()
 
-    def set(self, values: list[Any], attname: str, value: Any) -> None:
-        index = self.index[attname]
-        values[index] = _db_value(self.plan.checks[index], value, self.connection)
+    def set(self, values: list[Any], value: Any, *attnames: str) -> None:
+        indexes = [self.index[attname] for attname in attnames]
+        converted = _db_value(self.plan.checks[indexes[0]], value, self.connection)
+        for index in indexes:
+            values[index] = converted
 
     def write(self, rows: list[list[Any]], batch_size: int) -> None:
         write_rows(self.plan, rows, self.using, batch_size)

@@ -205,11 +205,10 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[mis
         for workspace in workspaces:
             values.append(one := rows.new_row())
             ids.append(pk := uuid.uuid4())
-            rows.set(one, "id", pk)
+            rows.set(one, pk, "id")
             now = timezone.now()  # one by one, so that the jobs run in this order
-            rows.set(one, "created", now)
-            rows.set(one, "modified", now)
-            rows.set(one, "workspace", workspace)  # as the ORM writes it
+            rows.set(one, now, "created", "modified")
+            rows.set(one, workspace, "workspace")  # as the ORM writes it
         with transaction.atomic(using=using, savepoint=False):
             rows.write(values, batch_size)
         if conf.run_synchronously():
