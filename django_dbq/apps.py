@@ -2,7 +2,12 @@ from django.apps import AppConfig
 
 
 class DjangoDbqConfig(AppConfig):
-    """Registers django_dbq's system checks."""
+    """Registers django_dbq's system checks and plugs in its integrations.
+
+    The integrations sit above the model and are never imported by it: the
+    synchronous mode receives :data:`django_dbq.signals.run_synchronously`, and
+    ``Job.objects.track`` is :func:`django_dbq.integrations.tracking.track`.
+    """
 
     name = "django_dbq"
     label = "django_dbq"
@@ -10,4 +15,14 @@ class DjangoDbqConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the checks)
+        from . import (
+            checks,  # noqa: F401  (registers the checks)
+            signals,
+        )
+        from .integrations import synchronous, tracking
+        from .models import JobManager
+
+        signals.run_synchronously.connect(
+            synchronous.run_at_commit, dispatch_uid="django_dbq.synchronous"
+        )
+        JobManager.tracker = staticmethod(tracking.track)

@@ -30,3 +30,12 @@ class InvalidJobError(DbqError, ValueError):
 
 class JobConfigurationError(DbqError):
     """The ``JOBS`` setting (or a ``DBQ_*`` setting) is wrong."""
+
+
+class PermanentJobError(DbqError):
+    """A job that can never run as stored (unknown name, a step JOBS does not list, a
+    workspace that is not an object): it fails at once, without retries."""
+
+
+class WorkerLostError(DbqError):
+    """Recorded on a job whose worker stopped renewing its lease (killed, frozen, lost)."""

@@ -1,4 +1,11 @@
-"""The Job model, its QuerySet and the guarded state changes a worker makes."""
+"""The Job model, its intent-named QuerySet, and the validation of new jobs.
+
+Nothing here changes the state of an existing job: every such write is in
+:mod:`django_dbq.store`. Two integrations plug in from ``AppConfig.ready()``
+rather than being imported here: the synchronous mode listens to
+:data:`django_dbq.signals.run_synchronously`, and ``Job.objects.track`` calls
+:attr:`JobManager.tracker` (:func:`django_dbq.integrations.tracking.track`).
+"""
 
 from __future__ import annotations
 
@@ -16,25 +23,15 @@ from django.db.models import Count, Q
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from . import conf, inserting, jobs
+from . import conf, job_types, signals
+from .db import inserting
 from .exceptions import InvalidJobError, InvalidWorkspaceError
+from .states import FINISHED_STATES, RUNNABLE_STATES, JobStates
 
 QUEUE_NAME_MAX_LENGTH = 64
 BATCH_KEY_MAX_LENGTH = 100
 BULK_BATCH_SIZE = 1000
 DELETE_BATCH_SIZE = 1000
-
-
-class JobStates(models.TextChoices):
-    NEW = "NEW", "New"
-    READY = "READY", "Ready"
-    PROCESSING = "PROCESSING", "Processing"
-    COMPLETED = "COMPLETED", "Completed"
-    FAILED = "FAILED", "Failed"
-
-
-RUNNABLE_STATES = (JobStates.NEW, JobStates.READY)
-FINISHED_STATES = (JobStates.COMPLETED, JobStates.FAILED)
 
 
 def _runnable_now(now: datetime.datetime | None = None) -> Q:
@@ -93,7 +90,7 @@ class JobQuerySet(models.QuerySet["Job"]):
         """Django's ``bulk_create``, with every job validated and prepared first.
 
         Called with no option but ``batch_size``, the rows are written by
-        :func:`django_dbq.inserting.insert_many` (COPY on PostgreSQL) in one
+        :func:`django_dbq.db.inserting.insert_many` (COPY on PostgreSQL) in one
         transaction; other options (conflict handling) go through Django's own.
         """
         objs = list(objs)
@@ -104,10 +101,7 @@ class JobQuerySet(models.QuerySet["Job"]):
         if created is None:
             created = super().bulk_create(objs, *args, **kwargs)
         if conf.run_synchronously():
-            from . import testing
-
-            for job in created:
-                testing.run_at_commit(job, using=self.db)
+            _run_synchronously([job.pk for job in created], self.db)
         return created
 
     def _fast_bulk_create(
@@ -133,12 +127,13 @@ class JobQuerySet(models.QuerySet["Job"]):
 class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[misc]
     """``Job.objects``: creation with validation, bulk creation and pruning."""
 
+    #: :func:`django_dbq.integrations.tracking.track`, set when the app is ready.
+    tracker: Any = None
+
     def track(self, name: str, **kwargs: Any) -> Any:
         """Context manager recording an in-process operation as a job; see
-        :func:`django_dbq.tracking.track`."""
-        from .tracking import track
-
-        return track(name, using=self._write_db(), **kwargs)
+        :func:`django_dbq.integrations.tracking.track`."""
+        return self.tracker(name, using=self._write_db(), **kwargs)
 
     def bulk_create_jobs(
         self,
@@ -180,7 +175,7 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[mis
         per statement (``COPY`` on PostgreSQL). A job type with a creation hook
         needs each job as a ``Job``: its jobs go through :meth:`bulk_create_jobs`.
         """
-        job_type = jobs.get_job_type(name)
+        job_type = job_types.get_job_type(name)
         if job_type.creation_hook:
             made = self.bulk_create_jobs(
                 [
@@ -212,10 +207,7 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[mis
         with transaction.atomic(using=using, savepoint=False):
             rows.write(values, batch_size)
         if conf.run_synchronously():
-            from . import testing
-
-            for pk in ids:
-                testing.run_at_commit(Job(pk=pk), using=using)
+            _run_synchronously(ids, using)
         return ids
 
     def _write_db(self) -> str:
@@ -282,7 +274,7 @@ class Job(models.Model):
     STATES = JobStates
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=jobs.NAME_MAX_LENGTH)
+    name = models.CharField(max_length=job_types.NAME_MAX_LENGTH)
     queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH, default="default")
     state = models.CharField(max_length=20, choices=JobStates.choices, default=JobStates.NEW)
     next_task = models.CharField(max_length=255, blank=True)
@@ -325,8 +317,8 @@ class Job(models.Model):
     class Meta:
         ordering = ["-priority", "created"]
         # The indexes differ by database (partial where supported) and so are created
-        # by migration 0002 from claiming.install_schema_objects: one serving the
-        # claim, one the lease rescue, one delete_old_jobs.
+        # by migration 0002 in SQL: one serving the claim, one batch claims, one the
+        # lease rescue, one delete_old_jobs.
         constraints = [
             # A row with a state no code knows would never be claimed nor rescued.
             models.CheckConstraint(
@@ -338,9 +330,9 @@ class Job(models.Model):
         return f"{self.name} {self.pk} ({self.state})"
 
     @property
-    def job_type(self) -> jobs.JobType:
+    def job_type(self) -> job_types.JobType:
         """The JOBS definition this job runs under (raises UnknownJobError)."""
-        return jobs.get_job_type(self.name)
+        return job_types.get_job_type(self.name)
 
     def prepare_for_insert(self) -> None:
         """Validate a new job, fill in its first task and run its creation hook.
@@ -349,11 +341,11 @@ class Job(models.Model):
         :class:`~django_dbq.exceptions.InvalidWorkspaceError` or
         :class:`~django_dbq.exceptions.InvalidJobError`; nothing is written.
         """
-        job_type = jobs.get_job_type(self.name)
+        job_type = job_types.get_job_type(self.name)
         if self.workspace is None:
             self.workspace = {}
         validate_workspace(self.workspace)
-        _validate_fields(self)
+        validate_fields(self)
         if not self.next_task:
             self.next_task = job_type.first_task
         if job_type.batch is not None and self.batch_key is None:
@@ -364,7 +356,7 @@ class Job(models.Model):
                 'add "batch": {"size": ..., "wait": ...} to its JOBS entry or drop batch_key.'
             )
         if job_type.creation_hook:
-            jobs.resolve(job_type.creation_hook)(self)
+            job_types.resolve(job_type.creation_hook)(self)
             validate_workspace(self.workspace)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
@@ -380,9 +372,7 @@ class Job(models.Model):
         if not (plain and self._insert_new(kwargs.get("using"))):
             super().save(*args, **kwargs)
         if adding and conf.run_synchronously():
-            from . import testing
-
-            testing.run_at_commit(self, using=kwargs.get("using") or self._state.db)
+            _run_synchronously([self.pk], kwargs.get("using") or self._state.db)
 
     def _insert_new(self, using: str | None) -> bool:
         """``save()`` of a new job, without ``Model.save``'s general machinery.
@@ -492,7 +482,9 @@ def _contains_nul(value: Any) -> bool:
     return False
 
 
-def _validate_fields(job: Job) -> None:
+def validate_fields(job: Job) -> None:
+    """Raise :class:`InvalidJobError` unless the queue, batch key, priority and
+    ``run_after`` of a new job are valid (a naive ``run_after`` is made aware)."""
     if not isinstance(job.queue_name, str) or not job.queue_name:
         raise InvalidJobError("queue_name must be a non-empty string.")
     if len(job.queue_name) > QUEUE_NAME_MAX_LENGTH:
@@ -524,174 +516,7 @@ def _validate_fields(job: Job) -> None:
             ) from None
 
 
-# --- guarded state changes -------------------------------------------------------------
-# Every write a worker makes to a job it claimed goes through held_by(owner): if the
-# job's lease expired and another worker rescued it, the write matches no row and the
-# stale worker cannot overwrite the newer truth.
-
-
-def _keep_errors(job: Job, record: dict[str, Any]) -> list[dict[str, Any]]:
-    from . import conf
-
-    errors = job.errors if isinstance(job.errors, list) else []
-    return [*errors, record][-conf.max_errors_kept() :]
-
-
-def _guarded_update(job: Job, owner: str, **values: Any) -> bool:
-    values["modified"] = timezone.now()
-    landed = Job.objects.held_by(owner).filter(pk=job.pk).update(**values) == 1
-    if landed:
-        for field, value in values.items():
-            if not hasattr(value, "resolve_expression"):
-                setattr(job, field, value)
-    return landed
-
-
-def mark_advanced(job: Job, owner: str, next_task: str) -> bool:
-    """A step succeeded and the chain goes on: READY at ``next_task``."""
-    return _guarded_update(
-        job,
-        owner,
-        state=JobStates.READY,
-        next_task=next_task,
-        workspace=job.workspace,
-        attempts=0,
-        lease_expires_at=None,
-    )
-
-
-def mark_retry(job: Job, owner: str, record: dict[str, Any], run_after: datetime.datetime) -> bool:
-    """An attempt failed and another is allowed: READY again after ``run_after``."""
-    return _guarded_update(
-        job,
-        owner,
-        state=JobStates.READY,
-        errors=_keep_errors(job, record),
-        run_after=run_after,
-        lease_expires_at=None,
-    )
-
-
-def mark_failed(job: Job, owner: str, record: dict[str, Any]) -> bool:
-    """The last attempt failed (or the row can never run): FAILED."""
-    return _guarded_update(
-        job,
-        owner,
-        state=JobStates.FAILED,
-        errors=_keep_errors(job, record),
-        workspace=job.workspace if _json_ok(job.workspace) else {},
-        finished_at=timezone.now(),
-        lease_expires_at=None,
-    )
-
-
-def mark_completed(owner: str, done: list[tuple[Job, bool]]) -> int:
-    """Write many completions at once; ``done`` pairs a job with "workspace changed".
-
-    Jobs whose workspace is unchanged take one UPDATE in all; the others one
-    ``bulk_update``. Returns how many rows this worker still held and so wrote.
-    """
-    now = timezone.now()
-    same = [job.pk for job, changed in done if not changed]
-    changed = [job for job, was_changed in done if was_changed]
-    final = {
-        "state": JobStates.COMPLETED,
-        "next_task": "",
-        "finished_at": now,
-        "lease_expires_at": None,
-        "modified": now,
-    }
-    written = 0
-    if same:
-        written += Job.objects.held_by(owner).filter(pk__in=same).update(**final)
-    if changed:
-        for job in changed:
-            for field, value in final.items():
-                setattr(job, field, value)
-        for chunk in _by_size(changed):
-            written += Job.objects.held_by(owner).bulk_update(chunk, [*final, "workspace"])
-    for job, _ in done:
-        job.state, job.next_task, job.finished_at = JobStates.COMPLETED, "", now
-    return written
-
-
-# Most workspace bytes one bulk UPDATE carries: MySQL and MariaDB refuse a statement
-# larger than max_allowed_packet (16 MiB by default on MariaDB).
-BULK_UPDATE_BYTES = 4 * 1024 * 1024
-
-
-def _by_size(jobs: list[Job]) -> Iterable[list[Job]]:
-    chunk: list[Job] = []
-    size = 0
-    for job in jobs:
-        length = len(json.dumps(job.workspace))
-        if chunk and size + length > BULK_UPDATE_BYTES:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(job)
-        size += length
-    if chunk:
-        yield chunk
-
-
-def finish_tracked(job: Job, owner: str) -> bool:
-    """A tracked operation ended well: COMPLETED, with its workspace as output."""
-    return _guarded_update(
-        job,
-        owner,
-        state=JobStates.COMPLETED,
-        workspace=job.workspace,
-        finished_at=timezone.now(),
-        lease_expires_at=None,
-    )
-
-
-def release(owner: str, ids: list[Any]) -> int:
-    """Hand unfinished jobs back (shutdown): READY, and the attempt is not spent."""
-    if not ids:
-        return 0
-    return (
-        Job.objects.held_by(owner)
-        .filter(pk__in=ids)
-        .update(
-            state=JobStates.READY,
-            attempts=models.F("attempts") - 1,
-            lease_expires_at=None,
-            modified=timezone.now(),
-        )
-    )
-
-
-def release_untracked(owner: str, tracked: set[Any]) -> int:
-    """Hand back the jobs ``owner`` holds but does not track (a claim that committed
-    but whose reply was lost with the connection): READY, the attempt not spent."""
-    held = Job.objects.held_by(owner).filter(lease_expires_at__isnull=False)  # lease index
-    return release(owner, [pk for pk in held.values_list("pk", flat=True) if pk not in tracked])
-
-
-def renew_leases(owner: str, leases: dict[float, list[Any]]) -> int:
-    """Push back the lease expiry of jobs ``owner`` holds.
-
-    ``leases`` maps a lease length in seconds to the ids of the jobs that use it.
-    Jobs the worker no longer tracks are deliberately not renewed, so that they
-    expire and get rescued.
-    """
-    now = timezone.now()
-    renewed = 0
-    for seconds, ids in leases.items():
-        if ids:
-            renewed += (
-                Job.objects.held_by(owner)
-                .filter(pk__in=ids)
-                .update(lease_expires_at=now + datetime.timedelta(seconds=seconds))
-            )
-    return renewed
-
-
-def _json_ok(value: Any) -> bool:
-    """Whether ``value`` can be stored as a workspace on every supported database."""
-    try:
-        validate_workspace(value)
-    except InvalidWorkspaceError:
-        return False
-    return True
+def _run_synchronously(ids: list[Any], using: str | None) -> None:
+    """DBQ_RUN_SYNCHRONOUSLY: ask for the new jobs to be run when their transaction
+    commits (:mod:`django_dbq.integrations.synchronous` does it)."""
+    signals.run_synchronously.send(sender=Job, job_ids=ids, using=using or "default")

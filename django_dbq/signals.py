@@ -15,3 +15,7 @@ job_started = Signal()
 job_finished = Signal()
 job_failed = Signal()
 job_retried = Signal()
+
+# Internal: sent for new jobs when DBQ_RUN_SYNCHRONOUSLY is on, with ``job_ids`` and
+# ``using``; django_dbq.integrations.synchronous runs them when the transaction commits.
+run_synchronously = Signal()

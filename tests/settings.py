@@ -183,12 +183,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if django.VERSION >= (6, 0):
     TASKS = {
         "default": {
-            "BACKEND": "django_dbq.tasks.DatabaseBackend",
+            "BACKEND": "django_dbq.integrations.tasks_backend.DatabaseBackend",
             "QUEUES": ["default", "queue-1"],
         },
         # Backend-wide retry options, used by the retry tests.
         "retrying": {
-            "BACKEND": "django_dbq.tasks.DatabaseBackend",
+            "BACKEND": "django_dbq.integrations.tasks_backend.DatabaseBackend",
             "QUEUES": [],
             "OPTIONS": {"max_attempts": 3, "backoff": 0},
         },

@@ -2,7 +2,7 @@
 
 Every row: a clear one-line error, and nothing written. Covered elsewhere and not
 repeated here: create_job and delete_old_jobs garbage (test_commands.py), their
-parsing (test_cli.py), the Job API's validation (test_models.py), every system
+parsing (test_command_options.py), the Job API's validation (test_models.py), every system
 check (test_checks.py), bad --concurrency/--grace/--poll-interval
 (test_worker.py) and tampered rows in the executor (test_executor.py).
 
@@ -26,9 +26,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import JSONField, Value
 from django.test import override_settings
 
-from django_dbq import claiming, cli, executor, models
+from django_dbq import store
 from django_dbq.exceptions import InvalidJobError, InvalidWorkspaceError
+from django_dbq.management import options as command_options
 from django_dbq.models import Job
+from django_dbq.runtime import executor
 from tests import tasks
 from tests.conftest import run_command
 from tests.models import Execution
@@ -96,7 +98,7 @@ def test_a_bad_worker_queue_name_is_one_line_on_stderr_from_a_real_process():
 @pytest.mark.parametrize("names", [[""], ["ok", LONG_QUEUE]])
 def test_parse_queue_names_rejects_what_a_job_could_not_have(names):
     with pytest.raises(InvalidJobError) as excinfo:
-        cli.parse_queue_names(names)
+        command_options.parse_queue_names(names)
     assert "\n" not in str(excinfo.value)
 
 
@@ -127,9 +129,9 @@ def test_a_workspace_over_the_default_limit_is_refused_and_nothing_written():
             [{"name": "noop"}, {"name": "noop", "workspace": ws}]
         ),
         lambda ws: Job.objects.bulk_enqueue("noop", [{}, ws]),
-        lambda ws: cli.create_job("noop", workspace=json.dumps(ws)),
+        lambda ws: command_options.create_job("noop", workspace=json.dumps(ws)),
     ],
-    ids=["create", "bulk_create_jobs", "bulk_enqueue", "cli.create_job"],
+    ids=["create", "bulk_create_jobs", "bulk_enqueue", "create_job command"],
 )
 def test_a_workspace_over_the_limit_is_refused_by_every_api(create):
     with pytest.raises(InvalidWorkspaceError, match="the limit is 1000"):
@@ -164,7 +166,7 @@ def test_no_limit_when_the_setting_is_none():
 @override_settings(DBQ_MAX_WORKSPACE_BYTES=1000)
 def test_a_task_that_leaves_a_workspace_over_the_limit_fails_its_job_clearly():
     job = Job.objects.create(name="grow", workspace={"bytes": 2000})
-    [claimed] = claiming.claim(OWNER, ["default"], 1, 30)
+    [claimed] = store.claim(OWNER, ["default"], 1, 30)
 
     outcome = executor.run(claimed, OWNER, executor.snapshot(claimed))
 
@@ -179,11 +181,11 @@ def test_a_task_that_leaves_a_workspace_over_the_limit_fails_its_job_clearly():
 def test_completions_with_large_workspaces_are_written_in_statements_the_database_accepts():
     # 12 x 1.5 MB in one bulk UPDATE is more than MariaDB's default max_allowed_packet.
     Job.objects.bulk_create_jobs([{"name": "noop"} for _ in range(12)])
-    claimed = claiming.claim(OWNER, ["default"], 12, 30)
+    claimed = store.claim(OWNER, ["default"], 12, 30)
     for job in claimed:
         job.workspace = {"blob": "x" * 1_500_000}
 
-    assert models.mark_completed(OWNER, [(job, True) for job in claimed]) == 12
+    assert store.complete(OWNER, [store.Outcome(job, "completed", 0.0, workspace_changed=True) for job in claimed]) == 12
     assert Job.objects.filter(state=Job.STATES.COMPLETED).count() == 12
 
 
@@ -225,7 +227,7 @@ def test_a_tampered_row_is_failed_by_the_executor_and_nothing_is_imported(values
     sys.modules.pop("tests.tamper_target", None)
     job = Job.objects.create(name="noop")
     tamper(job, values)
-    [claimed] = claiming.claim(OWNER, ["default"], 1, 30)
+    [claimed] = store.claim(OWNER, ["default"], 1, 30)
 
     outcome = executor.run(claimed, OWNER, executor.snapshot(claimed))
 

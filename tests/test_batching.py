@@ -11,17 +11,18 @@ import pytest
 from django.core import checks
 from django.utils import timezone
 
-from django_dbq import claiming, executor, jobs, models
+from django_dbq import job_types, store
 from django_dbq.exceptions import InvalidJobError
+from django_dbq.integrations.synchronous import run_pending_jobs
 from django_dbq.models import Job
-from django_dbq.testing import run_pending_jobs
+from django_dbq.runtime import executor
 from tests import tasks
 from tests.conftest import wait_for
 from tests.models import Execution
 
 pytestmark = pytest.mark.django_db
 OWNER = "test-worker"
-BATCHES = {"count_clicks": jobs.Batch(size=5, wait=1.0)}
+BATCHES = {"count_clicks": job_types.Batch(size=5, wait=1.0)}
 
 
 def clicks(count: int, **fields) -> list[Job]:
@@ -43,24 +44,24 @@ def test_a_batch_key_on_a_job_type_that_does_not_batch_is_refused():
 def test_batch_jobs_are_never_claimed_one_by_one():
     clicks(3)
     noop = Job.objects.create(name="noop")
-    assert [j.pk for j in claiming.claim(OWNER, ["default"], 10, 30)] == [noop.pk]
+    assert [j.pk for j in store.claim(OWNER, ["default"], 10, 30)] == [noop.pk]
 
 
 def test_a_group_is_due_when_full_or_when_its_oldest_job_has_waited():
     now = timezone.now()
     clicks(4, created=now)
-    assert claiming.ripe_batches(BATCHES, ["default"], now=now) == []
+    assert store.ripe_batches(BATCHES, ["default"], now=now) == []
     later = now + datetime.timedelta(seconds=1)
-    assert claiming.ripe_batches(BATCHES, ["default"], now=later) == [
+    assert store.ripe_batches(BATCHES, ["default"], now=later) == [
         ("count_clicks", "default", "")
     ]
     clicks(1, created=now)
-    assert claiming.ripe_batches(BATCHES, ["default"], now=now) == [("count_clicks", "default", "")]
+    assert store.ripe_batches(BATCHES, ["default"], now=now) == [("count_clicks", "default", "")]
 
 
 def test_flush_makes_every_group_due():
     clicks(1)
-    assert claiming.ripe_batches(BATCHES, ["default"], flush=True) == [
+    assert store.ripe_batches(BATCHES, ["default"], flush=True) == [
         ("count_clicks", "default", "")
     ]
 
@@ -75,10 +76,10 @@ def test_claim_batch_takes_one_group_oldest_first_up_to_the_size():
     ]
     Job.objects.create(name="count_clicks", batch_key="b")
     Job.objects.create(name="count_clicks", batch_key="a", queue_name="other")
-    batch = claiming.claim_batch(OWNER, "count_clicks", "default", "a", 5, 30)
+    batch = store.claim_batch(OWNER, "count_clicks", "default", "a", 5, 30)
     assert [j.pk for j in batch] == [j.pk for j in wanted[:5]]
     assert all(j.state == Job.STATES.PROCESSING and j.attempts == 1 for j in batch)
-    rest = claiming.claim_batch(OWNER, "count_clicks", "default", "a", 5, 30)
+    rest = store.claim_batch(OWNER, "count_clicks", "default", "a", 5, 30)
     assert [j.pk for j in rest] == [j.pk for j in wanted[5:]]
 
 
@@ -145,7 +146,7 @@ def test_a_tampered_row_in_a_batch_fails_alone():
 def test_a_batch_job_claimed_singly_runs_as_a_batch_of_one():
     job = clicks(1)[0]
     Job.objects.filter(pk=job.pk).update(batch_key=None)  # e.g. made before the type batched
-    [claimed] = claiming.claim(OWNER, ["default"], 1, 30)
+    [claimed] = store.claim(OWNER, ["default"], 1, 30)
     outcome = executor.run(claimed, OWNER, executor.snapshot(claimed))
     assert outcome.kind == "completed"
     assert tasks.batches == [[str(job.pk)]]
@@ -181,8 +182,8 @@ def test_a_batch_type_with_a_chain_or_per_task_hooks_is_reported(settings):
 
 
 def test_batch_settings_parse_into_the_job_type():
-    assert jobs.get_job_type("count_clicks").batch == jobs.Batch(size=5, wait=1.0)
-    assert jobs.get_job_type("fail_some").batch == jobs.Batch(size=10, wait=0.0)
+    assert job_types.get_job_type("count_clicks").batch == job_types.Batch(size=5, wait=1.0)
+    assert job_types.get_job_type("fail_some").batch == job_types.Batch(size=10, wait=0.0)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -257,16 +258,16 @@ def test_a_batch_of_a_killed_worker_is_rescued_job_by_job(start_worker, tmp_path
     for job in batch:
         job.refresh_from_db()
         assert job.attempts == 2
-        assert job.errors[0]["type"] == "django_dbq.executor.WorkerLostError"
+        assert job.errors[0]["type"] == "django_dbq.exceptions.WorkerLostError"
     assert Execution.objects.count() == 3
 
 
 def test_completed_batches_write_workspaces_in_one_statement(django_assert_max_num_queries):
     batch = clicks(5)
-    claimed = claiming.claim_batch(OWNER, "count_clicks", "default", "", 5, 30)
+    claimed = store.claim_batch(OWNER, "count_clicks", "default", "", 5, 30)
     outcomes = executor.run_batch(claimed, OWNER, [executor.snapshot(j) for j in claimed])
     with django_assert_max_num_queries(1):
-        models.mark_completed(OWNER, [(o.job, o.workspace_changed) for o in outcomes])
+        store.complete(OWNER, outcomes)
     assert {
         j.workspace["batch_size"] for j in Job.objects.filter(pk__in=[b.pk for b in batch])
     } == {5}

@@ -14,7 +14,7 @@ import signal
 import pytest
 from django.db import connection
 
-from django_dbq.worker import Worker
+from django_dbq.runtime.worker import Worker
 from tests.chaos import runner
 from tests.conftest import wait_for
 

@@ -9,7 +9,8 @@ import pytest
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from django_dbq import claiming
+from django_dbq import store
+from django_dbq.db.postgresql import NOTIFY_CHANNEL, ClaimCursor
 from django_dbq.models import Job
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +23,7 @@ def make(name: str = "noop", **fields) -> Job:
 def test_claim_marks_jobs_processing_with_lease_and_counts_the_attempt():
     job = make()
     before = timezone.now()
-    [claimed] = claiming.claim("me", ["default"], 10, 30)
+    [claimed] = store.claim("me", ["default"], 10, 30)
     assert claimed.pk == job.pk
     job.refresh_from_db()
     assert job.state == Job.STATES.PROCESSING
@@ -38,7 +39,7 @@ def test_claim_takes_priority_first_then_oldest():
     low_old = make(priority=0, created=now - datetime.timedelta(minutes=5))
     low_new = make(priority=0, created=now)
     high = make(priority=10, created=now)
-    claimed = claiming.claim("me", ["default"], 10, 30)
+    claimed = store.claim("me", ["default"], 10, 30)
     assert [j.pk for j in claimed] == [high.pk, low_old.pk, low_new.pk]
 
 
@@ -50,32 +51,32 @@ def test_claim_respects_limit_queue_state_and_run_after():
     done = make(queue_name="emails")
     Job.objects.filter(pk=done.pk).update(state=Job.STATES.COMPLETED)
     extra = make(queue_name="emails")
-    claimed = claiming.claim("me", ["emails"], 1, 30)
+    claimed = store.claim("me", ["emails"], 1, 30)
     assert [j.pk for j in claimed] == [wanted.pk]
-    claimed = claiming.claim("me", ["emails"], 10, 30)
+    claimed = store.claim("me", ["emails"], 10, 30)
     assert [j.pk for j in claimed] == [extra.pk]
-    assert claiming.claim("me", ["emails"], 10, 30) == []
+    assert store.claim("me", ["emails"], 10, 30) == []
 
 
 def test_a_deferred_job_is_claimed_once_its_time_has_come():
     now = timezone.now()
     job = make(run_after=now + datetime.timedelta(minutes=10))
-    assert claiming.claim("me", ["default"], 10, 30, now=now) == []
+    assert store.claim("me", ["default"], 10, 30, now=now) == []
     later = now + datetime.timedelta(minutes=10, seconds=1)
-    assert [j.pk for j in claiming.claim("me", ["default"], 10, 30, now=later)] == [job.pk]
+    assert [j.pk for j in store.claim("me", ["default"], 10, 30, now=later)] == [job.pk]
 
 
 def test_claim_serves_several_queues():
     a = make(queue_name="a")
     b = make(queue_name="b")
     make(queue_name="c")
-    claimed = claiming.claim("me", ["a", "b"], 10, 30)
+    claimed = store.claim("me", ["a", "b"], 10, 30)
     assert {j.pk for j in claimed} == {a.pk, b.pk}
 
 
 def test_claimed_instances_carry_their_fields():
     make("chain", workspace={"x": [1, 2]}, priority=3)
-    [job] = claiming.claim("me", ["default"], 1, 30)
+    [job] = store.claim("me", ["default"], 1, 30)
     assert job.workspace == {"x": [1, 2], "created_by_hook": True}
     assert job.priority == 3
     assert job.next_task == "tests.tasks.step_one"
@@ -93,7 +94,7 @@ def test_concurrent_claimers_never_take_the_same_job():
         mine = taken.setdefault(number, [])
         try:
             while True:
-                batch = claiming.claim(f"claimer-{number}", ["default"], 7, 30)
+                batch = store.claim(f"claimer-{number}", ["default"], 7, 30)
                 if not batch:
                     return
                 mine.extend(j.pk for j in batch)
@@ -119,7 +120,7 @@ def test_concurrent_claimers_never_take_the_same_job():
 def test_claim_index_exists():
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, Job._meta.db_table)
-    assert claiming.CLAIM_INDEX in constraints
+    assert "django_dbq_claim" in constraints
 
 
 def _notifications_of(insert):
@@ -130,7 +131,7 @@ def _notifications_of(insert):
     params.pop("cursor_factory", None)
     params.pop("context", None)
     with psycopg.connect(**params, autocommit=True) as listener:
-        listener.execute(f"LISTEN {claiming.NOTIFY_CHANNEL}")
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
         insert()
         return sorted(n.payload for n in listener.notifies(timeout=0.5))
 
@@ -170,7 +171,7 @@ def test_migration_0005_replaces_the_trigger_function_both_ways():
 
     def source():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_get_functiondef(%s::regproc)", [claiming.TRIGGER_FUNCTION])
+            cursor.execute("SELECT pg_get_functiondef(%s::regproc)", ["django_dbq_notify_insert"])
             return cursor.fetchone()[0]
 
     def insert():
@@ -192,17 +193,17 @@ def test_migration_0005_replaces_the_trigger_function_both_ways():
 def test_a_claim_cursor_resumes_where_the_last_claim_stopped_and_rescans_from_the_start():
     now = timezone.now()
     first = [make(created=now + datetime.timedelta(seconds=n)) for n in range(3)]
-    cursor = claiming.ClaimCursor()
-    claimed = claiming.claim("me", ["default"], 2, 30, cursor=cursor)
+    cursor = ClaimCursor()
+    claimed = store.claim("me", ["default"], 2, 30, cursor=cursor)
     assert [j.pk for j in claimed] == [first[0].pk, first[1].pk]
     assert cursor.positions == {"default": (0, first[1].created)}
     # A job that is runnable again behind the cursor (say, a retry) ...
     behind = make(created=now - datetime.timedelta(hours=1))
     newer = make(created=now + datetime.timedelta(seconds=10))
     # ... is not seen while the cursor is fresh and finds enough work after it,
-    assert [j.pk for j in claiming.claim("me", ["default"], 1, 30, cursor=cursor)] == [first[2].pk]
+    assert [j.pk for j in store.claim("me", ["default"], 1, 30, cursor=cursor)] == [first[2].pk]
     # but a claim that finds too little after the cursor rescans from the start.
-    claimed = claiming.claim("me", ["default"], 5, 30, cursor=cursor)
+    claimed = store.claim("me", ["default"], 5, 30, cursor=cursor)
     assert [j.pk for j in claimed] == [behind.pk, newer.pk]
 
 
@@ -211,11 +212,11 @@ def test_a_claim_cursor_still_sees_higher_priorities_and_goes_stale():
     now = timezone.now()
     make(created=now)
     make(created=now + datetime.timedelta(seconds=1))
-    cursor = claiming.ClaimCursor()
-    claiming.claim("me", ["default"], 1, 30, cursor=cursor)
+    cursor = ClaimCursor()
+    store.claim("me", ["default"], 1, 30, cursor=cursor)
     urgent = make(priority=5, created=now - datetime.timedelta(hours=1))
-    assert [j.pk for j in claiming.claim("me", ["default"], 1, 30, cursor=cursor)] == [urgent.pk]
+    assert [j.pk for j in store.claim("me", ["default"], 1, 30, cursor=cursor)] == [urgent.pk]
     behind = make(created=now - datetime.timedelta(hours=1))
-    cursor.full_scan_at -= claiming.ClaimCursor.FULL_SCAN_EVERY
+    cursor.full_scan_at -= ClaimCursor.FULL_SCAN_EVERY
     assert not cursor.usable(["default"])
-    assert [j.pk for j in claiming.claim("me", ["default"], 1, 30, cursor=cursor)] == [behind.pk]
+    assert [j.pk for j in store.claim("me", ["default"], 1, 30, cursor=cursor)] == [behind.pk]

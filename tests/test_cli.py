@@ -8,13 +8,13 @@ import zoneinfo
 import pytest
 from django.test import override_settings
 
-from django_dbq import cli
 from django_dbq.exceptions import (
     DbqError,
     InvalidJobError,
     InvalidWorkspaceError,
     UnknownJobError,
 )
+from django_dbq.management import options as command_options
 from django_dbq.models import Job
 
 UTC = datetime.timezone.utc
@@ -39,7 +39,7 @@ NOW = datetime.datetime(2030, 1, 31, 9, 0, 0, tzinfo=UTC)
     ],
 )
 def test_parse_when_iso_8601_with_an_offset(text, expected):
-    when = cli.parse_when(text, now=NOW)
+    when = command_options.parse_when(text, now=NOW)
 
     assert when == expected
     assert when.utcoffset() is not None
@@ -54,11 +54,11 @@ def test_parse_when_iso_8601_with_an_offset(text, expected):
     ],
 )
 def test_parse_when_iso_8601_without_an_offset_is_in_the_current_time_zone(text, expected):
-    assert cli.parse_when(text, now=NOW) == expected.replace(tzinfo=UTC)
+    assert command_options.parse_when(text, now=NOW) == expected.replace(tzinfo=UTC)
 
     paris = zoneinfo.ZoneInfo("Europe/Paris")
     with override_settings(TIME_ZONE="Europe/Paris"):
-        when = cli.parse_when(text, now=NOW)
+        when = command_options.parse_when(text, now=NOW)
     assert when == expected.replace(tzinfo=paris)
     assert when.utcoffset() == datetime.timedelta(hours=1)
 
@@ -82,12 +82,12 @@ def test_parse_when_iso_8601_without_an_offset_is_in_the_current_time_zone(text,
     ],
 )
 def test_parse_when_relative(text, delta):
-    assert cli.parse_when(text, now=NOW) == NOW + delta
+    assert command_options.parse_when(text, now=NOW) == NOW + delta
 
 
 def test_parse_when_relative_defaults_to_now():
     before = datetime.datetime.now(UTC)
-    when = cli.parse_when("+1h")
+    when = command_options.parse_when("+1h")
     after = datetime.datetime.now(UTC)
 
     assert before + datetime.timedelta(hours=1) <= when <= after + datetime.timedelta(hours=1)
@@ -118,7 +118,7 @@ def test_parse_when_relative_defaults_to_now():
 )
 def test_parse_when_garbage_raises_a_one_line_invalid_job_error(text):
     with pytest.raises(InvalidJobError) as excinfo:
-        cli.parse_when(text, now=NOW)
+        command_options.parse_when(text, now=NOW)
 
     message = str(excinfo.value)
     assert message.startswith("--run-after ")
@@ -127,7 +127,7 @@ def test_parse_when_garbage_raises_a_one_line_invalid_job_error(text):
 
 def test_parse_when_error_shows_the_accepted_forms():
     with pytest.raises(InvalidJobError, match=r"ISO-8601 .* relative time such as \+10m"):
-        cli.parse_when("next tuesday", now=NOW)
+        command_options.parse_when("next tuesday", now=NOW)
 
 
 # --- parse_workspace -----------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def test_parse_when_error_shows_the_accepted_forms():
     ],
 )
 def test_parse_workspace_accepts_a_json_object(text, expected):
-    assert cli.parse_workspace(text) == expected
+    assert command_options.parse_workspace(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ def test_parse_workspace_accepts_a_json_object(text, expected):
 )
 def test_parse_workspace_rejects_anything_but_a_json_object(text, message):
     with pytest.raises(InvalidWorkspaceError) as excinfo:
-        cli.parse_workspace(text)
+        command_options.parse_workspace(text)
 
     assert message in str(excinfo.value)
     assert "\n" not in str(excinfo.value)
@@ -196,7 +196,7 @@ def test_parse_workspace_rejects_anything_but_a_json_object(text, message):
 
 def test_parse_workspace_error_for_a_list_shows_an_example_object():
     with pytest.raises(InvalidWorkspaceError) as excinfo:
-        cli.parse_workspace('["a"]')
+        command_options.parse_workspace('["a"]')
 
     assert """must be a JSON object such as '{"key": "value"}'""" in str(excinfo.value)
 
@@ -208,13 +208,13 @@ def test_parse_workspace_error_for_a_list_shows_an_example_object():
     ("text", "expected"), [("5", 5), (" -3 ", -3), ("0", 0), (7, 7), ("+2", 2)]
 )
 def test_parse_int(text, expected):
-    assert cli.parse_int("--priority", text) == expected
+    assert command_options.parse_int("--priority", text) == expected
 
 
 @pytest.mark.parametrize("text", ["high", "1.5", "", "1e3", "0x10", "5 5", "NaN"])
 def test_parse_int_rejects_non_integers_naming_the_option(text):
     with pytest.raises(InvalidJobError) as excinfo:
-        cli.parse_int("--priority", text)
+        command_options.parse_int("--priority", text)
 
     assert str(excinfo.value) == f"--priority must be a whole number, not {text!r}."
 
@@ -224,7 +224,7 @@ def test_parse_int_rejects_non_integers_naming_the_option(text):
     [("24", 24.0), ("0", 0.0), ("0.5", 0.5), (" 48 ", 48.0), (12, 12.0), ("1e3", 1000.0)],
 )
 def test_parse_hours(text, expected):
-    assert cli.parse_hours(text) == expected
+    assert command_options.parse_hours(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -242,7 +242,7 @@ def test_parse_hours(text, expected):
 )
 def test_parse_hours_rejects_negative_nan_and_garbage(text, message):
     with pytest.raises(InvalidJobError) as excinfo:
-        cli.parse_hours(text)
+        command_options.parse_hours(text)
 
     assert str(excinfo.value) == message
 
@@ -252,7 +252,7 @@ def test_parse_hours_rejects_negative_nan_and_garbage(text, message):
 
 @pytest.mark.django_db
 def test_create_job_parses_every_option_and_inserts_one_job():
-    job = cli.create_job(
+    job = command_options.create_job(
         "chain",
         queue_name="emails",
         workspace='{"to": "a@example.com"}',
@@ -272,7 +272,7 @@ def test_create_job_parses_every_option_and_inserts_one_job():
 
 @pytest.mark.django_db
 def test_create_job_defaults():
-    cli.create_job("noop")
+    command_options.create_job("noop")
 
     stored = Job.objects.get()
     assert (stored.queue_name, stored.workspace, stored.priority, stored.run_after) == (
@@ -313,7 +313,7 @@ def test_create_job_defaults():
 )
 def test_create_job_bad_input_raises_a_dbq_error_and_writes_nothing(name, options, error):
     with pytest.raises(error) as excinfo:
-        cli.create_job(name, **options)
+        command_options.create_job(name, **options)
 
     assert isinstance(excinfo.value, DbqError)
     assert "\n" not in str(excinfo.value)

@@ -7,8 +7,9 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from django_dbq import claiming, executor, models, signals
+from django_dbq import signals, store
 from django_dbq.models import Job
+from django_dbq.runtime import executor
 from tests import tasks
 
 pytestmark = pytest.mark.django_db
@@ -17,15 +18,15 @@ OWNER = "test-worker"
 
 
 def claim_one(**kwargs) -> Job:
-    [job] = claiming.claim(OWNER, ["default"], 1, 30, **kwargs)
+    [job] = store.claim(OWNER, ["default"], 1, 30, **kwargs)
     return job
 
 
-def run_claimed(**kwargs) -> executor.Outcome:
+def run_claimed(**kwargs) -> store.Outcome:
     job = claim_one(**kwargs)
     outcome = executor.run(job, OWNER, executor.snapshot(job))
     if outcome.kind == "completed":
-        models.mark_completed(OWNER, [(outcome.job, outcome.workspace_changed)])
+        store.complete(OWNER, [outcome])
     return outcome
 
 
@@ -103,7 +104,7 @@ def test_retries_back_off_and_the_failure_hook_runs_only_after_the_last_attempt(
     # backoff=600: the first retry waits between 300 and 600 seconds.
     delay = (job.run_after - start).total_seconds()
     assert 299 <= delay <= 601
-    assert claiming.claim(OWNER, ["default"], 1, 30, now=start) == []
+    assert store.claim(OWNER, ["default"], 1, 30, now=start) == []
     assert not any(c[0] == "failure_hook" for c in tasks.calls)
 
     # A claim "later" (the controllable clock) takes it; the delay then doubles.
@@ -184,11 +185,11 @@ def test_completions_are_written_in_one_statement_and_only_where_still_held(
     django_assert_max_num_queries,
 ):
     Job.objects.bulk_create_jobs([{"name": "noop"} for _ in range(20)])
-    claimed = claiming.claim(OWNER, ["default"], 20, 30)
+    claimed = store.claim(OWNER, ["default"], 20, 30)
     stolen = claimed[0]
     Job.objects.filter(pk=stolen.pk).update(lease_owner="thief")
     with django_assert_max_num_queries(1):
-        written = models.mark_completed(OWNER, [(j, False) for j in claimed])
+        written = store.complete(OWNER, [store.Outcome(j, "completed", 0.0) for j in claimed])
     assert written == 19
     assert Job.objects.filter(state=Job.STATES.COMPLETED).count() == 19
     assert Job.objects.get(pk=stolen.pk).state == Job.STATES.PROCESSING
@@ -205,7 +206,7 @@ def test_rescue_returns_an_expired_job_to_ready_with_the_attempt_counted():
     assert job.state == Job.STATES.READY
     assert job.attempts == 1
     [error] = job.errors
-    assert error["type"] == "django_dbq.executor.WorkerLostError"
+    assert error["type"] == "django_dbq.exceptions.WorkerLostError"
     assert error["worker"] == OWNER and error["rescued_by"] == "rescuer"
     assert executor.rescue_expired("rescuer") == 0
 
@@ -233,20 +234,20 @@ def test_rescue_leaves_live_leases_alone():
 def test_release_hands_jobs_back_without_spending_an_attempt():
     job = Job.objects.create(name="record")
     claim_one()
-    assert models.release(OWNER, [job.pk]) == 1
+    assert store.release(OWNER, [job.pk]) == 1
     job.refresh_from_db()
     assert job.state == Job.STATES.READY
     assert job.attempts == 0
-    assert models.release(OWNER, [job.pk]) == 0
+    assert store.release(OWNER, [job.pk]) == 0
 
 
 def test_renewing_leases_pushes_expiry_only_for_held_jobs():
     mine = Job.objects.create(name="record")
     claim_one()
     old = Job.objects.get(pk=mine.pk).lease_expires_at
-    assert models.renew_leases(OWNER, {120.0: [mine.pk]}) == 1
+    assert store.renew_leases(OWNER, {120.0: [mine.pk]}) == 1
     assert Job.objects.get(pk=mine.pk).lease_expires_at > old + datetime.timedelta(seconds=60)
-    assert models.renew_leases("another", {120.0: [mine.pk]}) == 0
+    assert store.renew_leases("another", {120.0: [mine.pk]}) == 0
 
 
 def test_signals_are_sent_for_start_finish_retry_and_failure():

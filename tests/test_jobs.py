@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 from django.test import override_settings
 
-from django_dbq import jobs
+from django_dbq import job_types
 from django_dbq.exceptions import JobConfigurationError, UnknownJobError
-from django_dbq.jobs import JobType
+from django_dbq.job_types import JobType
 
 
 def linear_backoff(attempt: int) -> float:
@@ -23,7 +23,7 @@ def linear_backoff(attempt: int) -> float:
 
 
 def test_list_form_parses_into_a_job_type_with_default_options():
-    parsed, problems = jobs.validate({"short": ["tests.tasks.step_one", "tests.tasks.step_two"]})
+    parsed, problems = job_types.validate({"short": ["tests.tasks.step_one", "tests.tasks.step_two"]})
 
     assert problems == []
     assert parsed == {
@@ -53,7 +53,7 @@ def test_dict_form_parses_tasks_hooks_and_options():
         }
     }
 
-    parsed, problems = jobs.validate(raw)
+    parsed, problems = job_types.validate(raw)
 
     assert problems == []
     assert parsed["long"] == JobType(
@@ -71,7 +71,7 @@ def test_dict_form_parses_tasks_hooks_and_options():
 
 
 def test_tuple_of_tasks_is_accepted_like_a_list():
-    parsed, problems = jobs.validate({"t": ("tests.tasks.noop",)})
+    parsed, problems = job_types.validate({"t": ("tests.tasks.noop",)})
 
     assert problems == []
     assert parsed["t"].tasks == ("tests.tasks.noop",)
@@ -80,7 +80,7 @@ def test_tuple_of_tasks_is_accepted_like_a_list():
 @pytest.mark.parametrize("form", ["list", "dict"])
 def test_job_type_is_frozen(form):
     raw = ["tests.tasks.noop"] if form == "list" else {"tasks": ["tests.tasks.noop"]}
-    job_type = jobs.validate({"x": raw})[0]["x"]
+    job_type = job_types.validate({"x": raw})[0]["x"]
 
     with pytest.raises(dataclasses.FrozenInstanceError):
         job_type.max_attempts = 10  # type: ignore[misc]
@@ -89,7 +89,7 @@ def test_job_type_is_frozen(form):
 
 def test_parsed_tasks_do_not_follow_later_changes_to_the_setting_list():
     tasks = ["tests.tasks.noop"]
-    job_type = jobs.validate({"x": tasks})[0]["x"]
+    job_type = job_types.validate({"x": tasks})[0]["x"]
 
     tasks.append("tests.tasks.fail")
 
@@ -97,7 +97,7 @@ def test_parsed_tasks_do_not_follow_later_changes_to_the_setting_list():
 
 
 def test_unknown_key_is_a_warning_and_the_entry_still_parses():
-    parsed, problems = jobs.validate({"x": {"tasks": ["tests.tasks.noop"], "retries": 3}})
+    parsed, problems = job_types.validate({"x": {"tasks": ["tests.tasks.noop"], "retries": 3}})
 
     assert [p.id for p in problems] == ["django_dbq.W001"]
     assert problems[0].warning
@@ -105,14 +105,14 @@ def test_unknown_key_is_a_warning_and_the_entry_still_parses():
 
 
 def test_an_invalid_entry_is_left_out_and_valid_ones_kept():
-    parsed, problems = jobs.validate({"good": ["tests.tasks.noop"], "bad": []})
+    parsed, problems = job_types.validate({"good": ["tests.tasks.noop"], "bad": []})
 
     assert set(parsed) == {"good"}
     assert [p.id for p in problems] == ["django_dbq.E004"]
 
 
 def test_validate_without_imports_does_not_import_task_paths():
-    parsed, problems = jobs.validate({"x": ["no_such_module.task"]}, imports=False)
+    parsed, problems = job_types.validate({"x": ["no_such_module.task"]}, imports=False)
 
     assert problems == []
     assert parsed["x"].tasks == ("no_such_module.task",)
@@ -153,14 +153,14 @@ def test_lease_defaults_to_the_setting_and_can_be_overridden_per_type():
 def test_retry_delay_is_exponential_with_jitter_between_half_and_all(monkeypatch, attempt, ceiling):
     job_type = JobType(name="r", tasks=("x.y",), backoff=2.0, backoff_max=3600)
 
-    monkeypatch.setattr(jobs, "random", SimpleNamespace(uniform=lambda low, high: low))
+    monkeypatch.setattr(job_types, "random", SimpleNamespace(uniform=lambda low, high: low))
     assert job_type.retry_delay(attempt) == ceiling / 2
-    monkeypatch.setattr(jobs, "random", SimpleNamespace(uniform=lambda low, high: high))
+    monkeypatch.setattr(job_types, "random", SimpleNamespace(uniform=lambda low, high: high))
     assert job_type.retry_delay(attempt) == ceiling
 
 
 def test_retry_delay_jitters_within_its_bounds(monkeypatch):
-    monkeypatch.setattr(jobs, "random", random.Random(1234))
+    monkeypatch.setattr(job_types, "random", random.Random(1234))
     job_type = JobType(name="r", tasks=("x.y",), backoff=2.0, backoff_max=3600)
 
     delays = [job_type.retry_delay(4) for _ in range(200)]
@@ -173,7 +173,7 @@ def test_retry_delay_jitters_within_its_bounds(monkeypatch):
 def test_retry_delay_is_capped_at_backoff_max(monkeypatch, attempt):
     job_type = JobType(name="r", tasks=("x.y",), backoff=2.0, backoff_max=100)
 
-    monkeypatch.setattr(jobs, "random", SimpleNamespace(uniform=lambda low, high: (low, high)))
+    monkeypatch.setattr(job_types, "random", SimpleNamespace(uniform=lambda low, high: (low, high)))
     assert job_type.retry_delay(attempt) == (50.0, 100)
 
 
@@ -191,7 +191,7 @@ def test_retry_delay_with_a_dotted_path_calls_it_with_the_attempt():
 def test_dotted_path_backoff_parses_from_the_setting():
     raw = {"r": {"tasks": ["tests.tasks.noop"], "backoff": "tests.test_jobs.linear_backoff"}}
 
-    parsed, problems = jobs.validate(raw)
+    parsed, problems = job_types.validate(raw)
 
     assert problems == []
     assert parsed["r"].retry_delay(2) == 20.0
@@ -201,7 +201,7 @@ def test_dotted_path_backoff_parses_from_the_setting():
 
 
 def test_job_types_parses_the_current_setting(settings):
-    types = jobs.job_types()
+    types = job_types.job_types()
 
     assert set(types) == set(settings.JOBS)
     assert types["chain"].tasks == tuple(settings.JOBS["chain"]["tasks"])
@@ -209,21 +209,21 @@ def test_job_types_parses_the_current_setting(settings):
 
 
 def test_job_types_is_cached_for_one_setting_value():
-    assert jobs.job_types() is jobs.job_types()
+    assert job_types.job_types() is job_types.job_types()
 
 
 def test_job_types_cache_follows_override_settings():
-    before = jobs.job_types()
+    before = job_types.job_types()
     assert "only_here" not in before
 
     with override_settings(JOBS={"only_here": ["tests.tasks.noop"]}):
-        inside = jobs.job_types()
+        inside = job_types.job_types()
         assert set(inside) == {"only_here"}
-        assert jobs.get_job_type("only_here").tasks == ("tests.tasks.noop",)
+        assert job_types.get_job_type("only_here").tasks == ("tests.tasks.noop",)
         with pytest.raises(UnknownJobError):
-            jobs.get_job_type("noop")
+            job_types.get_job_type("noop")
 
-    after = jobs.job_types()
+    after = job_types.job_types()
     assert "only_here" not in after
     assert set(after) == set(before)
 
@@ -241,7 +241,7 @@ def test_job_types_cache_follows_override_settings():
 )
 def test_job_types_raises_on_a_malformed_setting(raw, check_id):
     with override_settings(JOBS=raw), pytest.raises(JobConfigurationError) as excinfo:
-        jobs.job_types()
+        job_types.job_types()
 
     assert check_id in str(excinfo.value)
     assert "\n" not in str(excinfo.value)
@@ -252,16 +252,16 @@ def test_job_types_raises_when_jobs_is_missing(settings):
     settings.TASKS = {}
 
     with pytest.raises(JobConfigurationError, match=r"JOBS setting is missing.*E001"):
-        jobs.job_types()
+        job_types.job_types()
 
 
 def test_job_types_ignores_warnings():
     with override_settings(JOBS={"x": {"tasks": ["tests.tasks.noop"], "colour": "blue"}}):
-        assert set(jobs.job_types()) == {"x"}
+        assert set(job_types.job_types()) == {"x"}
 
 
 def test_get_job_type_returns_the_definition():
-    job_type = jobs.get_job_type("chain")
+    job_type = job_types.get_job_type("chain")
 
     assert job_type.name == "chain"
     assert job_type.creation_hook == "tests.tasks.creation_hook"
@@ -270,7 +270,7 @@ def test_get_job_type_returns_the_definition():
 @pytest.mark.parametrize("name", ["no_such_job", "", "NOOP", ["noop"]])
 def test_get_job_type_unknown_name_lists_the_known_names(settings, name):
     with pytest.raises(UnknownJobError) as excinfo:
-        jobs.get_job_type(name)
+        job_types.get_job_type(name)
 
     message = str(excinfo.value)
     assert repr(name) in message
@@ -281,13 +281,13 @@ def test_get_job_type_unknown_name_lists_the_known_names(settings, name):
 
 def test_get_job_type_with_an_empty_jobs_setting_says_so():
     with override_settings(JOBS={}), pytest.raises(UnknownJobError, match="JOBS is empty"):
-        jobs.get_job_type("noop")
+        job_types.get_job_type("noop")
 
 
 def test_resolve_imports_the_dotted_path():
     from tests import tasks
 
-    assert jobs.resolve("tests.tasks.noop") is tasks.noop
+    assert job_types.resolve("tests.tasks.noop") is tasks.noop
 
 
 # --- built-in job types and per-job options ------------------------------------------------
@@ -311,28 +311,28 @@ def builtin(monkeypatch):
         max_attempts=2,
         job_options="tests.test_jobs.per_job_options",
     )
-    monkeypatch.setitem(jobs.BUILTIN_JOB_TYPES, "dbq.test", job_type)
+    monkeypatch.setitem(job_types.BUILTIN_JOB_TYPES, "dbq.test", job_type)
     return job_type
 
 
 def test_a_builtin_job_type_is_known_but_not_part_of_jobs(builtin, settings):
-    assert jobs.get_job_type("dbq.test") is builtin
-    assert "dbq.test" not in jobs.job_types()
+    assert job_types.get_job_type("dbq.test") is builtin
+    assert "dbq.test" not in job_types.job_types()
     with pytest.raises(UnknownJobError) as excinfo:
-        jobs.get_job_type("no_such_job")
+        job_types.get_job_type("no_such_job")
     assert "dbq.test" not in excinfo.value.known
     del settings.JOBS
-    assert jobs.get_job_type("dbq.test") is builtin
+    assert job_types.get_job_type("dbq.test") is builtin
 
 
 def test_the_django_tasks_job_type_is_built_in():
-    job_type = jobs.get_job_type(jobs.TASKS_JOB_NAME)
-    assert job_type.tasks == ("django_dbq.tasks.run_task",)
-    assert job_type.job_options == "django_dbq.tasks.job_options"
+    job_type = job_types.get_job_type(job_types.TASKS_JOB_NAME)
+    assert job_type.tasks == ("django_dbq.integrations.tasks_backend.run_task",)
+    assert job_type.job_options == "django_dbq.integrations.tasks_backend.job_options"
 
 
 def test_a_jobs_entry_cannot_take_a_builtin_name():
-    _, problems = jobs.validate({jobs.TASKS_JOB_NAME: ["tests.tasks.noop"]})
+    _, problems = job_types.validate({job_types.TASKS_JOB_NAME: ["tests.tasks.noop"]})
     [problem] = problems
     assert problem.id == "django_dbq.E003"
     assert "reserved" in problem.msg
@@ -340,24 +340,24 @@ def test_a_jobs_entry_cannot_take_a_builtin_name():
 
 def test_job_type_for_applies_the_jobs_own_options(builtin):
     job = SimpleNamespace(name="dbq.test", pk=1, workspace={"options": {"max_attempts": 5}})
-    job_type = jobs.job_type_for(job)
+    job_type = job_types.job_type_for(job)
     assert job_type.max_attempts == 5
     assert job_type.tasks == builtin.tasks  # only PER_JOB_OPTION_KEYS are taken
     plain = SimpleNamespace(name="dbq.test", pk=2, workspace={})
-    assert jobs.job_type_for(plain) == builtin
+    assert job_types.job_type_for(plain) == builtin
 
 
 def test_job_type_for_a_jobs_type_or_an_unknown_name():
-    assert jobs.job_type_for(SimpleNamespace(name="noop", pk=1)) is jobs.get_job_type("noop")
-    assert jobs.job_type_for(SimpleNamespace(name="gone", pk=1)) is None
+    assert job_types.job_type_for(SimpleNamespace(name="noop", pk=1)) is job_types.get_job_type("noop")
+    assert job_types.job_type_for(SimpleNamespace(name="gone", pk=1)) is None
 
 
 def test_job_type_for_falls_back_when_job_options_fails(builtin, monkeypatch, caplog):
     monkeypatch.setitem(
-        jobs.BUILTIN_JOB_TYPES,
+        job_types.BUILTIN_JOB_TYPES,
         "dbq.test",
         dataclasses.replace(builtin, job_options="tests.test_jobs.broken_options"),
     )
     job = SimpleNamespace(name="dbq.test", pk=7, workspace={})
-    assert jobs.job_type_for(job).max_attempts == 2
+    assert job_types.job_type_for(job).max_attempts == 2
     assert "Could not read the options of job 7" in caplog.text

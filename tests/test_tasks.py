@@ -39,15 +39,17 @@ from django.tasks.signals import task_enqueued, task_finished, task_started
 from django.test import override_settings
 from django.utils import timezone
 
-from django_dbq import claiming, executor, jobs, models
-from django_dbq.models import Job
-from django_dbq.tasks import (
+from django_dbq import job_types, store
+from django_dbq.db import backend_for
+from django_dbq.integrations.tasks_backend import (
     JOB_NAME,
     DatabaseBackend,
     DatabaseTask,
     TaskRefusedError,
     job_options,
 )
+from django_dbq.models import Job
+from django_dbq.runtime import executor
 from tests import django_tasks as t
 from tests.conftest import wait_for
 from tests.models import Execution
@@ -55,12 +57,12 @@ from tests.models import Execution
 pytestmark = pytest.mark.django_db
 
 OWNER = "test-worker"
-# Per-task and per-backend retries need the executor to ask jobs.job_type_for(job)
+# Per-task and per-backend retries need the executor to ask job_types.job_type_for(job)
 # for a job's options (see docs/tasks.rst, "Retries"); until it does, they are skipped.
 EXECUTOR_APPLIES_JOB_OPTIONS = "job_type_for" in inspect.getsource(executor)
 needs_job_options = pytest.mark.skipif(
     not EXECUTOR_APPLIES_JOB_OPTIONS,
-    reason="the executor does not apply per-job options yet (jobs.job_type_for)",
+    reason="the executor does not apply per-job options yet (job_types.job_type_for)",
 )
 # A module outside INSTALLED_APPS that nothing else imports: a canary for "never imported".
 CANARY_MODULE = "json.tool"
@@ -91,12 +93,12 @@ def received() -> Iterator[list[tuple[str, type, Any]]]:
         sig.disconnect(dispatch_uid=f"test-tasks-{name}")
 
 
-def run_one(queues=("default", "queue-1"), **claim_kwargs) -> executor.Outcome:
+def run_one(queues=("default", "queue-1"), **claim_kwargs) -> store.Outcome:
     """Claim one job and run it in this process, as a worker thread would."""
-    [job] = claiming.claim(OWNER, list(queues), 1, 30, **claim_kwargs)
+    [job] = store.claim(OWNER, list(queues), 1, 30, **claim_kwargs)
     outcome = executor.run(job, OWNER, executor.snapshot(job))
     if outcome.kind == "completed":
-        models.mark_completed(OWNER, [(outcome.job, outcome.workspace_changed)])
+        store.complete(OWNER, [outcome])
     return outcome
 
 
@@ -177,13 +179,13 @@ def test_a_backoff_path_is_allowed_in_options_but_not_per_task():
 
 
 def test_the_tasks_job_type_is_built_in_and_reserved(settings):
-    job_type = jobs.get_job_type(JOB_NAME)
-    assert job_type.tasks == ("django_dbq.tasks.run_task",)
-    assert JOB_NAME not in jobs.job_types()
-    _, problems = jobs.validate({JOB_NAME: ["tests.tasks.noop"]})
+    job_type = job_types.get_job_type(JOB_NAME)
+    assert job_type.tasks == ("django_dbq.integrations.tasks_backend.run_task",)
+    assert JOB_NAME not in job_types.job_types()
+    _, problems = job_types.validate({JOB_NAME: ["tests.tasks.noop"]})
     assert [p.id for p in problems] == ["django_dbq.E003"]
     del settings.JOBS
-    assert jobs.get_job_type(JOB_NAME) is job_type
+    assert job_types.get_job_type(JOB_NAME) is job_type
 
 
 # --- validate_task ---------------------------------------------------------------------------
@@ -221,7 +223,7 @@ def test_using_sets_options_and_keeps_the_rest():
 def test_validate_on_enqueue():
     with override_settings(
         TASKS={
-            "default": {"BACKEND": "django_dbq.tasks.DatabaseBackend", "QUEUES": ["unknown_queue"]}
+            "default": {"BACKEND": "django_dbq.integrations.tasks_backend.DatabaseBackend", "QUEUES": ["unknown_queue"]}
         }
     ):
         task = t.noop_task.using(queue_name="unknown_queue")
@@ -233,7 +235,7 @@ def test_validate_on_enqueue():
 def test_validate_on_aenqueue():
     with override_settings(
         TASKS={
-            "default": {"BACKEND": "django_dbq.tasks.DatabaseBackend", "QUEUES": ["unknown_queue"]}
+            "default": {"BACKEND": "django_dbq.integrations.tasks_backend.DatabaseBackend", "QUEUES": ["unknown_queue"]}
         }
     ):
         task = t.noop_task.using(queue_name="unknown_queue")
@@ -245,7 +247,7 @@ def test_a_task_outside_the_task_modules_is_refused_at_enqueue():
     with override_settings(
         TASKS={
             "default": {
-                "BACKEND": "django_dbq.tasks.DatabaseBackend",
+                "BACKEND": "django_dbq.integrations.tasks_backend.DatabaseBackend",
                 "QUEUES": [],
                 "OPTIONS": {"task_modules": ["shop"]},
             }
@@ -269,7 +271,7 @@ def test_allows_follows_installed_apps_when_they_change():
 
 
 def test_allows_remembers_a_bounded_number_of_paths(monkeypatch):
-    from django_dbq import tasks as dbq_tasks
+    from django_dbq.integrations import tasks_backend as dbq_tasks
 
     monkeypatch.setattr(dbq_tasks, "_ALLOWS_REMEMBERED", 3)
     backend = task_backends["default"]
@@ -328,7 +330,7 @@ def test_enqueue_writes_one_job_row():
     job = Job.objects.get()
     assert str(job.pk) == result.id
     assert job.name == "django_dbq.tasks"
-    assert job.next_task == "django_dbq.tasks.run_task"
+    assert job.next_task == "django_dbq.integrations.tasks_backend.run_task"
     assert job.state == Job.STATES.NEW
     assert (job.queue_name, job.priority, job.run_after) == ("queue-1", 7, run_after)
     assert job.created == result.enqueued_at
@@ -449,7 +451,7 @@ def test_status_follows_the_job_state(state, status):
 def test_errors_and_worker_ids_come_from_every_attempt():
     result = t.noop_task.enqueue()
     record = {"type": "builtins.ValueError", "traceback": "Traceback ...", "worker": "w1"}
-    lost = {"type": "django_dbq.executor.WorkerLostError", "traceback": "", "worker": "w2"}
+    lost = {"type": "django_dbq.exceptions.WorkerLostError", "traceback": "", "worker": "w2"}
     _finish(
         result.id,
         state=Job.STATES.PROCESSING,
@@ -461,7 +463,7 @@ def test_errors_and_worker_ids_come_from_every_attempt():
     result.refresh()
     assert [e.exception_class_path for e in result.errors] == [
         "builtins.ValueError",
-        "django_dbq.executor.WorkerLostError",
+        "django_dbq.exceptions.WorkerLostError",
     ]
     assert result.errors[0].exception_class is ValueError
     assert result.worker_ids == ["w1", "w2", "w3"]
@@ -681,7 +683,7 @@ def test_invalid_task_path_fails_the_job_without_importing_or_retrying():
     job.refresh_from_db()
     assert job.state == Job.STATES.FAILED
     assert job.attempts == 1
-    assert job.errors[0]["type"] == "django_dbq.executor.PermanentJobError"
+    assert job.errors[0]["type"] == "django_dbq.exceptions.PermanentJobError"
     assert "outside the modules" in job.errors[0]["message"]
     assert CANARY_MODULE not in sys.modules
 
@@ -705,7 +707,7 @@ def test_a_malformed_row_fails_without_retries(workspace, message):
     job.refresh_from_db()
     if message is None:  # invalid stored options are ignored, never imported
         assert outcome.kind == "completed"
-        assert jobs.job_type_for(job).backoff == 2.0
+        assert job_types.job_type_for(job).backoff == 2.0
         return
     assert outcome.kind == "failed"
     assert message in job.errors[0]["message"]
@@ -721,7 +723,7 @@ def test_missing_task_path_fails_with_import_error():
 
 def test_doesnt_process_different_queue():
     result = t.noop_task.using(queue_name="queue-1").enqueue()
-    assert claiming.claim(OWNER, ["default"], 10, 30) == []
+    assert store.claim(OWNER, ["default"], 10, 30) == []
     run_one(queues=["queue-1"])
     result.refresh()
     assert result.status == TaskResultStatus.SUCCESSFUL
@@ -729,7 +731,7 @@ def test_doesnt_process_different_queue():
 
 def test_run_after():
     result = t.noop_task.using(run_after=timezone.now() + datetime.timedelta(hours=10)).enqueue()
-    assert claiming.claim(OWNER, ["default"], 10, 30) == []
+    assert store.claim(OWNER, ["default"], 10, 30) == []
     run_one(now=timezone.now() + datetime.timedelta(hours=11))
     result.refresh()
     assert result.status == TaskResultStatus.SUCCESSFUL
@@ -748,7 +750,7 @@ def test_run_after_priority():
     low = t.noop_task.using(priority=2).enqueue()
     lower = t.noop_task.using(priority=-2).enqueue()
 
-    claimed = claiming.claim(OWNER, ["default"], 100, 30)
+    claimed = store.claim(OWNER, ["default"], 100, 30)
     # Highest priority first, then oldest *enqueued* (django-tasks-db: earliest run_after).
     assert [str(j.pk) for j in claimed] == [r.id for r in (old, very_old, high, low, lower)]
 
@@ -767,7 +769,7 @@ def test_worker_with_locked_rows():
             cursor.execute(sql, params)
             assert len(cursor.fetchall()) == 1
         free = t.noop_task.enqueue()
-        claimed = claiming.claim(OWNER, ["default"], 10, 30)
+        claimed = store.claim(OWNER, ["default"], 10, 30)
         assert [str(j.pk) for j in claimed] == [free.id]
     finally:
         other.close()
@@ -779,14 +781,14 @@ def test_worker_with_locked_rows():
 
 def test_a_lost_task_is_failed_by_rescue_and_task_finished_is_sent(received):
     result = t.sleep_for.enqueue(1)
-    [job] = claiming.claim("lost-worker", ["default"], 1, 30)
+    [job] = store.claim("lost-worker", ["default"], 1, 30)
     Job.objects.filter(pk=job.pk).update(
         lease_expires_at=timezone.now() - datetime.timedelta(seconds=1)
     )
     assert executor.rescue_expired("rescuer") == 1
     result.refresh()
     assert result.status == TaskResultStatus.FAILED
-    assert result.errors[0].exception_class_path == "django_dbq.executor.WorkerLostError"
+    assert result.errors[0].exception_class_path == "django_dbq.exceptions.WorkerLostError"
     assert result.worker_ids == ["lost-worker"]
     [finished] = [r for name, _, r in received if name == "finished"]
     assert finished.status == TaskResultStatus.FAILED and finished.id == result.id
@@ -811,11 +813,11 @@ def test_job_options_merge_the_backend_and_the_task():
 
 def test_job_type_for_applies_the_options(settings):
     result = t.fail_then_wait.using(lease_seconds=settings.DBQ_LEASE_SECONDS + 60).enqueue()
-    job_type = jobs.job_type_for(Job.objects.get(pk=result.id))
+    job_type = job_types.job_type_for(Job.objects.get(pk=result.id))
     assert job_type.name == JOB_NAME
     assert (job_type.max_attempts, job_type.backoff) == (2, 600)
     assert job_type.lease() == settings.DBQ_LEASE_SECONDS + 60
-    assert jobs.job_type_for(Job.objects.create(name="noop")) == jobs.get_job_type("noop")
+    assert job_types.job_type_for(Job.objects.create(name="noop")) == job_types.get_job_type("noop")
 
 
 def test_a_stored_lease_shorter_than_the_workers_is_ignored(settings):
@@ -867,7 +869,7 @@ def test_a_retry_waits_for_its_backoff():
     assert result.status == TaskResultStatus.READY
     job = Job.objects.get(pk=result.id)
     assert job.run_after >= before + datetime.timedelta(seconds=299)
-    assert claiming.claim(OWNER, ["default"], 1, 30) == []
+    assert store.claim(OWNER, ["default"], 1, 30) == []
 
 
 # --- real worker processes ----------------------------------------------------------------------
@@ -967,7 +969,7 @@ def test_kill_a_task_of_a_killed_worker_is_rescued(start_worker, tmp_path):
     doomed.wait()
     rescuer = start_worker("--poll-interval", "0.2", **FAST_RESCUE)
     wait_for(lambda: _status(result) == TaskResultStatus.FAILED, timeout=60, message="rescue")
-    assert result.errors[0].exception_class_path == "django_dbq.executor.WorkerLostError"
+    assert result.errors[0].exception_class_path == "django_dbq.exceptions.WorkerLostError"
     assert str(doomed.pid) in result.worker_ids[0]
     rescuer.signal(signal.SIGTERM)
     assert rescuer.wait() == 0
@@ -1006,7 +1008,7 @@ def _count_in_new_connection() -> int:
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(
-    not claiming.supports_notify(), reason="LISTEN/NOTIFY is PostgreSQL's; others poll"
+    not backend_for(connection).supports_notify, reason="LISTEN/NOTIFY is PostgreSQL's; others poll"
 )
 def test_an_idle_worker_is_woken_at_commit(start_worker):
     worker = start_worker("--poll-interval", "60")

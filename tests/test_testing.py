@@ -7,8 +7,8 @@ import datetime
 import pytest
 from django.utils import timezone
 
+from django_dbq.integrations.synchronous import run_job, run_pending_jobs
 from django_dbq.models import Job
-from django_dbq.testing import run_job, run_pending_jobs
 from tests import tasks
 
 pytestmark = pytest.mark.django_db

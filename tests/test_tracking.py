@@ -12,9 +12,9 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
-from django_dbq import executor
 from django_dbq.exceptions import InvalidWorkspaceError
 from django_dbq.models import Job
+from django_dbq.runtime import executor
 from tests.conftest import ROOT, wait_for, worker_env
 from tests.models import Card, Document, Game, Player, Tag
 
@@ -124,7 +124,7 @@ def test_an_operation_whose_process_died_is_failed_by_the_rescue(tmp_path):
     )
     op.refresh_from_db()
     assert op.state == Job.STATES.FAILED
-    assert op.errors[0]["type"] == "django_dbq.executor.WorkerLostError"
+    assert op.errors[0]["type"] == "django_dbq.exceptions.WorkerLostError"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -158,4 +158,4 @@ def test_a_lost_operation_named_like_a_retried_job_type_is_failed_not_requeued(s
         assert executor.rescue_expired("rescuer") == 1
     row = Job.objects.get(pk=op.pk)
     assert row.state == Job.STATES.FAILED
-    assert row.errors[0]["type"] == "django_dbq.executor.WorkerLostError"
+    assert row.errors[0]["type"] == "django_dbq.exceptions.WorkerLostError"

@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import Count
 
 from django_dbq.models import Job
-from django_dbq.worker import SECOND_SIGNAL_AFTER
+from django_dbq.runtime.worker import SECOND_SIGNAL_AFTER
 from tests.conftest import run_command, wait_for
 from tests.models import Execution
 
@@ -151,7 +151,7 @@ def test_a_job_of_a_killed_worker_is_rescued_and_finished_by_another(start_worke
     )
     job.refresh_from_db()
     assert job.attempts == 2
-    assert job.errors[0]["type"] == "django_dbq.executor.WorkerLostError"
+    assert job.errors[0]["type"] == "django_dbq.exceptions.WorkerLostError"
     assert str(doomed.pid) in job.errors[0]["worker"]
     assert Execution.objects.filter(job_id=job.pk).count() == 1
     assert "Job rescued" in rescuer.output()

@@ -10,7 +10,10 @@ indexes migration 0002 created: they are created again around it.
 from django.db import migrations, models
 from django.utils import timezone
 
-from django_dbq import claiming
+import importlib
+
+# The statements of migration 0002 (its module name starts with a digit).
+_0002 = importlib.import_module("django_dbq.migrations.0002_indexes_and_notify")
 
 STATES = ["NEW", "READY", "PROCESSING", "COMPLETED", "FAILED"]
 
@@ -46,8 +49,8 @@ def fail_unknown_states(apps, schema_editor):
 
 def reinstall_sqlite_indexes(apps, schema_editor):
     if schema_editor.connection.vendor == "sqlite":
-        claiming.remove_schema_objects(apps, schema_editor)  # DROP INDEX IF EXISTS
-        claiming.install_schema_objects(apps, schema_editor)
+        _0002.remove(apps, schema_editor)  # DROP INDEX IF EXISTS
+        _0002.install(apps, schema_editor)
 
 
 class Migration(migrations.Migration):

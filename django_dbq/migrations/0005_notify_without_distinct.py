@@ -9,13 +9,23 @@ unchanged. Other databases have no trigger and nothing to do.
 
 from django.db import migrations
 
-from django_dbq import claiming
+# One NOTIFY per runnable row inserted: PostgreSQL folds identical notifications of
+# one transaction into one, so a bulk insert still sends one per queue.
+FUNCTION = """
+    CREATE OR REPLACE FUNCTION django_dbq_notify_insert() RETURNS trigger AS $$
+    BEGIN
+        PERFORM pg_notify('django_dbq', queue_name)
+        FROM new_jobs WHERE state IN ('NEW', 'READY');
+        RETURN NULL;
+    END
+    $$ LANGUAGE plpgsql
+    """
 
 # The function as migration 0002 first created it, for migrating back.
-PREVIOUS = f"""
-    CREATE OR REPLACE FUNCTION {claiming.TRIGGER_FUNCTION}() RETURNS trigger AS $$
+PREVIOUS = """
+    CREATE OR REPLACE FUNCTION django_dbq_notify_insert() RETURNS trigger AS $$
     BEGIN
-        PERFORM pg_notify('{claiming.NOTIFY_CHANNEL}', q.queue_name)
+        PERFORM pg_notify('django_dbq', q.queue_name)
         FROM (SELECT DISTINCT queue_name FROM new_jobs
               WHERE state IN ('NEW', 'READY')) AS q;
         RETURN NULL;
@@ -26,7 +36,7 @@ PREVIOUS = f"""
 
 def forward(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(claiming.notify_function_sql())
+        schema_editor.execute(FUNCTION)
 
 
 def backward(apps, schema_editor):

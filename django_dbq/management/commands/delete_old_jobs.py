@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from django_dbq.cli import parse_hours
 from django_dbq.exceptions import DbqError
+from django_dbq.management.options import parse_hours
 from django_dbq.models import Job
 
 

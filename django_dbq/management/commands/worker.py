@@ -3,28 +3,12 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_dbq.cli import parse_queue_names
 from django_dbq.exceptions import DbqError
-
-
-def _positive_float(option, value, minimum=0.0):
-    try:
-        number = float(value)
-    except ValueError:
-        raise CommandError(f"{option} must be a number of seconds, not {value!r}.") from None
-    if not number >= minimum:
-        raise CommandError(f"{option} must be at least {minimum:g}, not {value!r}.")
-    return number
-
-
-def _positive_int(option, value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise CommandError(f"{option} must be a whole number, not {value!r}.") from None
-    if number < 1:
-        raise CommandError(f"{option} must be at least 1, not {value!r}.")
-    return number
+from django_dbq.management.options import (
+    parse_count,
+    parse_queue_names,
+    parse_seconds,
+)
 
 
 class Command(BaseCommand):
@@ -75,21 +59,21 @@ class Command(BaseCommand):
         self._configure_logging(options["verbosity"])
         try:
             queues = parse_queue_names(options["queue_names"]) or ["default"]
+            settings = {
+                "concurrency": parse_count("--concurrency", options["concurrency"]),
+                "rate_limit": parse_seconds("--rate_limit", options["rate_limit"]),
+                "poll_interval": parse_seconds("--poll-interval", options["poll_interval"], 0.01),
+                "grace": parse_seconds("--grace", options["grace"]),
+                "burst": options["burst"],
+            }
+            processes = parse_count("--processes", options["processes"])
         except DbqError as exc:
             raise CommandError(str(exc)) from None
-        settings = {
-            "concurrency": _positive_int("--concurrency", options["concurrency"]),
-            "rate_limit": _positive_float("--rate_limit", options["rate_limit"]),
-            "poll_interval": _positive_float("--poll-interval", options["poll_interval"], 0.01),
-            "grace": _positive_float("--grace", options["grace"]),
-            "burst": options["burst"],
-        }
-        processes = _positive_int("--processes", options["processes"])
         if options["dry_run"]:
-            from django_dbq import jobs
+            from django_dbq import job_types
 
             try:
-                jobs.job_types()
+                job_types.job_types()
             except DbqError as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(
@@ -98,10 +82,10 @@ class Command(BaseCommand):
             )
             return
         if processes > 1:
-            from django_dbq.supervisor import Supervisor
+            from django_dbq.runtime.supervisor import Supervisor
 
             sys.exit(Supervisor(processes, sys.argv, burst=options["burst"]).run())
-        from django_dbq.worker import Worker
+        from django_dbq.runtime.worker import Worker
 
         try:
             Worker(queues, **settings).run()

@@ -22,7 +22,7 @@ a dotted path stored in a database row is never imported unless JOBS lists it.
 
 Besides JOBS, django_dbq defines *built-in* job types of its own in
 :data:`BUILTIN_JOB_TYPES` (today one: ``"django_dbq.tasks"``, the jobs of the
-django.tasks backend in :mod:`django_dbq.tasks`). :func:`get_job_type` knows
+django.tasks backend in :mod:`django_dbq.integrations.tasks_backend`). :func:`get_job_type` knows
 them; :func:`job_types` stays the parsed JOBS setting; a JOBS entry may not use
 a built-in name (django_dbq.E003). A built-in type may name a ``job_options``
 function that gives one job its own retry and lease options (see
@@ -40,7 +40,7 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
-from . import conf
+from . import conf, options
 from .exceptions import JobConfigurationError, UnknownJobError
 
 HOOK_KEYS = ("creation_hook", "pre_task_hook", "post_task_hook", "failure_hook")
@@ -135,14 +135,10 @@ TASKS_JOB_NAME = "django_dbq.tasks"
 BUILTIN_JOB_TYPES: dict[str, JobType] = {
     TASKS_JOB_NAME: JobType(
         name=TASKS_JOB_NAME,
-        tasks=("django_dbq.tasks.run_task",),
-        job_options="django_dbq.tasks.job_options",
+        tasks=("django_dbq.integrations.tasks_backend.run_task",),
+        job_options="django_dbq.integrations.tasks_backend.job_options",
     ),
 }
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _entry_problems(name: Any, entry: Any) -> tuple[dict[str, Any] | None, list[Problem]]:
@@ -215,34 +211,23 @@ def _entry_problems(name: Any, entry: Any) -> tuple[dict[str, Any] | None, list[
 
 
 def _option_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
+    rules = {
+        "max_attempts": options.MAX_ATTEMPTS,
+        "backoff": options.dotted_path_or(options.BACKOFF),
+        "backoff_max": options.BACKOFF_MAX,
+        "lease_seconds": options.LEASE_SECONDS,
+    }
     problems = []
-
-    def bad(key: str, hint: str) -> None:
-        problems.append(
-            Problem(
-                "django_dbq.E009", f"JOBS[{name!r}][{key!r}] = {entry[key]!r} is invalid.", hint
+    for key, rule in rules.items():
+        hint = rule.problem(entry[key]) if key in entry else None
+        if hint is not None:
+            problems.append(
+                Problem(
+                    "django_dbq.E009",
+                    f"JOBS[{name!r}][{key!r}] = {entry[key]!r} is invalid.",
+                    hint[0].upper() + hint[1:] + ".",
+                )
             )
-        )
-
-    if "max_attempts" in entry and not (
-        isinstance(entry["max_attempts"], int)
-        and not isinstance(entry["max_attempts"], bool)
-        and entry["max_attempts"] >= 1
-    ):
-        bad("max_attempts", "Use a whole number of at least 1 (1 means no retries).")
-    if "backoff" in entry and not (
-        (_is_number(entry["backoff"]) and entry["backoff"] >= 0)
-        or (isinstance(entry["backoff"], str) and entry["backoff"])
-    ):
-        bad("backoff", "Use a number of seconds >= 0, or the dotted path of f(attempt) -> seconds.")
-    if "backoff_max" in entry and not (
-        _is_number(entry["backoff_max"]) and entry["backoff_max"] >= 0
-    ):
-        bad("backoff_max", "Use a number of seconds >= 0.")
-    if "lease_seconds" in entry and not (
-        _is_number(entry["lease_seconds"]) and entry["lease_seconds"] >= 1
-    ):
-        bad("lease_seconds", "Use a number of seconds of at least 1.")
     problems.extend(_batch_problems(name, entry))
     return problems
 
@@ -253,7 +238,7 @@ def _batch_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
     spec = entry["batch"]
     hint = (
         'Write "batch": {"size": 100, "wait": 10}: size a whole number from 1 to '
-        f"{BATCH_SIZE_MAX}, wait seconds >= 0 (default 0)."
+        f"{BATCH_SIZE_MAX}, wait seconds from 0 to a year (default 0)."
     )
     if not isinstance(spec, Mapping) or set(spec) - {"size", "wait"}:
         return [Problem("django_dbq.E011", f"JOBS[{name!r}]['batch'] = {spec!r} is invalid.", hint)]
@@ -262,7 +247,7 @@ def _batch_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
     if not (isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= BATCH_SIZE_MAX):
         message = f"JOBS[{name!r}]['batch']['size'] = {size!r} is invalid."
         problems.append(Problem("django_dbq.E011", message, hint))
-    if not (_is_number(wait) and wait >= 0):
+    if not options.BACKOFF.valid(wait):
         message = f"JOBS[{name!r}]['batch']['wait'] = {wait!r} is invalid."
         problems.append(Problem("django_dbq.E011", message, hint))
     tasks = entry.get("tasks")

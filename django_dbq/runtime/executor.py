@@ -8,11 +8,12 @@ names for the job's current step and decides what happens next:
 - an exception, attempts left: READY with ``run_after`` in the future (now);
 - an exception, no attempts left: FAILED, then the failure hook (now);
 - the last step succeeded: COMPLETED. This write is returned to the worker,
-  which batches it with others (see :func:`models.mark_completed`).
+  which batches it with others (see :func:`django_dbq.store.complete`).
 
 Every write is guarded by ``state=PROCESSING AND lease_owner=owner``: if the
 lease was lost (the job was rescued by another worker) the write changes
-nothing and the outcome is reported as ``lost``.
+nothing and the outcome is reported as ``lost``. Every write is made by
+:mod:`django_dbq.store`; the executor decides, calls hooks and sends signals.
 """
 
 from __future__ import annotations
@@ -21,34 +22,17 @@ import datetime
 import json
 import logging
 import time
-import traceback
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 
-from . import jobs, models, signals
-from .models import Job
+from .. import job_types, signals, store
+from ..exceptions import PermanentJobError
+from ..models import Job, validate_workspace
+from ..store import Outcome, OutcomeKind, error_record, log_finish
 
 logger = logging.getLogger("django_dbq.worker")
-
-OutcomeKind = Literal["completed", "advanced", "retried", "failed", "lost"]
-
-
-@dataclass
-class Outcome:
-    """What happened to one job; ``completed`` outcomes still need writing."""
-
-    job: Job
-    kind: OutcomeKind
-    duration: float
-    task: str = ""
-    workspace_changed: bool = False
-
-
-class PermanentJobError(Exception):
-    """A job that can never run as stored (unknown name, bad row): no retries."""
 
 
 def snapshot(job: Job) -> str | None:
@@ -68,13 +52,13 @@ def _send(signal: Any, **kwargs: Any) -> None:
 
 def _call_hook(path: str | None, *args: Any) -> None:
     if path:
-        jobs.resolve(path)(*args)
+        job_types.resolve(path)(*args)
 
 
-def _check_row(job: Job) -> jobs.JobType:
+def _check_row(job: Job) -> job_types.JobType:
     """The job type for a claimed row, refusing rows that JOBS does not explain."""
     try:
-        job_type = jobs.get_job_type(job.name)
+        job_type = job_types.get_job_type(job.name)
     except Exception as exc:
         raise PermanentJobError(str(exc)) from None
     if job.next_task not in job_type.tasks:
@@ -87,12 +71,12 @@ def _check_row(job: Job) -> jobs.JobType:
             f"Job {job.pk} has a workspace of type {type(job.workspace).__name__}; "
             "a workspace must be a JSON object."
         )
-    return jobs.job_type_for(job) or job_type
+    return job_types.job_type_for(job) or job_type
 
 
 def run(job: Job, owner: str, before: str | None) -> Outcome:
     """Run the current step of ``job`` (held by ``owner``) and record what happened."""
-    batch_type = jobs.job_types().get(job.name)
+    batch_type = job_types.job_types().get(job.name)
     if batch_type is not None and batch_type.batch is not None:
         return run_batch([job], owner, [before])[0]
     start = time.monotonic()
@@ -100,14 +84,14 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
     logger.info(
         "Job started: id=%s name=%s task=%s attempt=%s", job.pk, job.name, task, job.attempts
     )
-    job_type: jobs.JobType | None = None
+    job_type: job_types.JobType | None = None
     error: BaseException | None = None
     permanent = False
     try:
         job_type = _check_row(job)
         _send(signals.job_started, job=job)
         _call_hook(job_type.pre_task_hook, job)
-        jobs.resolve(task)(job)
+        job_types.resolve(task)(job)
     except PermanentJobError as exc:
         error, permanent = exc, True
     except Exception as exc:
@@ -116,7 +100,7 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
         assert job_type is not None
         _post_task_hook(job_type, job)
         try:
-            models.validate_workspace(job.workspace)
+            validate_workspace(job.workspace)
         except Exception as exc:
             error = exc
     duration = time.monotonic() - start
@@ -128,8 +112,8 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
             changed = snapshot(job) != before
             _send(signals.job_finished, job=job, duration=duration)
             return Outcome(job, "completed", duration, task, workspace_changed=changed)
-        landed = persist(models.mark_advanced, job, owner, after)
-        _log_finish(job, task, "advanced" if landed else "lost", duration)
+        landed = persist(store.advance, job, owner, after)
+        log_finish(job, task, "advanced" if landed else "lost", duration)
         return Outcome(job, "advanced" if landed else "lost", duration, task)
 
     _forget_broken_connections()
@@ -141,7 +125,7 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
     return outcome
 
 
-def _post_task_hook(job_type: jobs.JobType, job: Job) -> None:
+def _post_task_hook(job_type: job_types.JobType, job: Job) -> None:
     try:
         _call_hook(job_type.post_task_hook, job)
     except Exception:
@@ -150,7 +134,7 @@ def _post_task_hook(job_type: jobs.JobType, job: Job) -> None:
 
 def _settle_failure(
     job: Job,
-    job_type: jobs.JobType | None,
+    job_type: job_types.JobType | None,
     error: BaseException,
     permanent: bool,
     owner: str,
@@ -163,7 +147,7 @@ def _settle_failure(
     if not permanent and job.attempts < max_attempts and job_type is not None:
         delay = job_type.retry_delay(job.attempts)
         run_after = timezone.now() + datetime.timedelta(seconds=delay)
-        landed = persist(models.mark_retry, job, owner, record, run_after)
+        landed = persist(store.retry, job, owner, record, run_after)
         if landed:
             logger.warning(
                 "Job failed, will retry: id=%s name=%s task=%s attempt=%s/%s in=%.1fs error=%s",
@@ -178,7 +162,7 @@ def _settle_failure(
             _send(signals.job_retried, job=job, exception=error, run_after=run_after)
         kind: OutcomeKind = "retried" if landed else "lost"
     else:
-        landed = persist(models.mark_failed, job, owner, record)
+        landed = persist(store.fail, job, owner, record)
         if landed:
             logger.error(
                 "Job failed: id=%s name=%s task=%s attempt=%s error=%s\n%s",
@@ -197,7 +181,7 @@ def _settle_failure(
             _send(signals.job_failed, job=job, exception=error)
         kind = "failed" if landed else "lost"
     if kind == "lost":
-        _log_finish(job, task, kind, duration)
+        log_finish(job, task, kind, duration)
     return Outcome(job, kind, duration, task)
 
 
@@ -211,7 +195,7 @@ def run_batch(batch: list[Job], owner: str, befores: list[str | None]) -> list[O
     start = time.monotonic()
     runnable: list[tuple[Job, str | None]] = []
     outcomes: list[Outcome] = []
-    job_type: jobs.JobType | None = None
+    job_type: job_types.JobType | None = None
     for job, before in zip(batch, befores, strict=True):
         try:
             job_type = _check_row(job)
@@ -234,7 +218,7 @@ def run_batch(batch: list[Job], owner: str, befores: list[str | None]) -> list[O
         _send(signals.job_started, job=job)
     error: BaseException | None = None
     try:
-        jobs.resolve(task)(jobs_only)
+        job_types.resolve(task)(jobs_only)
     except Exception as exc:
         error = exc
         _forget_broken_connections()
@@ -243,7 +227,7 @@ def run_batch(batch: list[Job], owner: str, befores: list[str | None]) -> list[O
         job_error = error or getattr(job, "_dbq_error", None)
         if job_error is None:
             try:
-                models.validate_workspace(job.workspace)
+                validate_workspace(job.workspace)
             except Exception as exc:
                 job_error = exc
         if job_error is None:
@@ -279,49 +263,6 @@ def persist(write: Any, *args: Any, attempts: int = 6) -> Any:
     raise AssertionError("unreachable")
 
 
-def _log_finish(job: Job, task: str, outcome: str, duration: float) -> None:
-    if outcome == "lost":
-        logger.warning(
-            "Job outcome discarded: id=%s name=%s: this worker no longer holds its lease "
-            "(it was rescued by another worker)",
-            job.pk,
-            job.name,
-        )
-        return
-    logger.info(
-        "Job finished: id=%s name=%s task=%s outcome=%s duration=%.1fms",
-        job.pk,
-        job.name,
-        task,
-        outcome,
-        duration * 1000,
-    )
-
-
-def log_completed(outcome: Outcome) -> None:
-    """Log a completion once the worker has written it."""
-    _log_finish(outcome.job, outcome.task, "completed", outcome.duration)
-
-
-def error_record(error: BaseException, job: Job, task: str, owner: str) -> dict[str, Any]:
-    """The JSON entry kept in ``job.errors`` for one failed attempt."""
-    from . import conf
-
-    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    message = str(error)
-    kind = type(error)
-    return {
-        "attempt": job.attempts,
-        "task": task,
-        "type": f"{kind.__module__}.{kind.__qualname__}",
-        "message": message[:2000],
-        "message_line": (message.splitlines() or [""])[0][:200],
-        "traceback": text[-conf.MAX_TRACEBACK_CHARS :],
-        "worker": owner,
-        "at": timezone.now().isoformat(),
-    }
-
-
 def _forget_broken_connections() -> None:
     """Close this thread's connections that a failed task left unusable."""
     for connection in connections.all(initialized_only=True):
@@ -331,73 +272,33 @@ def _forget_broken_connections() -> None:
                 connection.close()
 
 
-class WorkerLostError(Exception):
-    """Recorded on a job whose worker stopped renewing its lease (killed, frozen, lost)."""
-
-
-def rescue_expired(rescuer: str, *, limit: int = 100) -> int:
-    """Return jobs whose lease expired to READY (attempt counted) or FAILED.
-
-    Safe to run from any number of workers at once: each row is changed only if
-    it is still PROCESSING under the same owner and expiry that we read.
-    """
-    now = timezone.now()
-    expired = list(Job.objects.lease_expired(now=now).order_by("lease_expires_at")[:limit])
-    rescued = 0
-    for job in expired:
-        job_type = jobs.job_type_for(job)
-        max_attempts = job_type.max_attempts if job_type else 1
-        error = WorkerLostError(
-            f"Worker {job.lease_owner} stopped renewing its lease on this job "
-            f"(expired at {job.lease_expires_at.isoformat()})."
-        )
-        record = error_record(error, job, job.next_task, job.lease_owner)
-        record["traceback"] = ""
-        record["rescued_by"] = rescuer
-        # A tracked operation (no next task) cannot be run again by a worker.
-        failed = job.attempts >= max_attempts or not job.next_task
-        values: dict[str, Any] = {
-            "state": models.JobStates.FAILED if failed else models.JobStates.READY,
-            "errors": models._keep_errors(job, record),
-            "lease_expires_at": None,
-            "modified": now,
-        }
-        if failed:
-            values["finished_at"] = now
-        landed = (
-            Job.objects.filter(
-                pk=job.pk,
-                state=models.JobStates.PROCESSING,
-                lease_owner=job.lease_owner,
-                lease_expires_at=job.lease_expires_at,
-            ).update(**values)
-            == 1
-        )
-        if not landed:
-            continue
-        rescued += 1
-        for field, value in values.items():
-            setattr(job, field, value)
-        if failed:
+def rescue_expired(rescuer: str) -> int:
+    """Rescue jobs whose worker was lost (:func:`django_dbq.store.rescue_expired`), then
+    log each one and, for those that ended FAILED, run the failure hook and signal."""
+    rescued = store.rescue_expired(rescuer)
+    for lost in rescued:
+        job = lost.job
+        if lost.failed:
             logger.error(
                 "Job failed: id=%s name=%s: its worker %s was lost and no attempts are left",
                 job.pk,
                 job.name,
-                record["worker"],
+                job.errors[-1].get("worker"),
             )
+            job_type = job_types.job_type_for(job)
             if job_type is not None:
                 try:
-                    _call_hook(job_type.failure_hook, job, error)
+                    _call_hook(job_type.failure_hook, job, lost.error)
                 except Exception:
                     logger.exception("Failure hook of job %s raised; ignored", job.pk)
-            _send(signals.job_failed, job=job, exception=error)
+            _send(signals.job_failed, job=job, exception=lost.error)
         else:
             logger.warning(
                 "Job rescued: id=%s name=%s: worker %s was lost; back to READY (attempt %s/%s)",
                 job.pk,
                 job.name,
-                record["worker"],
+                job.errors[-1].get("worker"),
                 job.attempts,
-                max_attempts,
+                lost.max_attempts,
             )
-    return rescued
+    return len(rescued)

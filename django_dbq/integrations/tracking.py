@@ -23,8 +23,9 @@ from django.db import connections
 from django.db import models as db_models
 from django.utils import timezone
 
-from . import conf, executor, models
-from .models import Job, JobStates
+from .. import conf, store
+from ..models import Job, validate_fields, validate_workspace
+from ..states import JobStates
 
 logger = logging.getLogger("django_dbq.tracking")
 
@@ -38,10 +39,7 @@ class _Renewer(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stopped.wait(self.lease / 3):
-                expires = timezone.now() + datetime.timedelta(seconds=self.lease)
-                Job.objects.db_manager(self.using).held_by(self.owner).filter(
-                    pk=self.job.pk
-                ).update(lease_expires_at=expires)
+                store.renew_leases(self.owner, {self.lease: [self.job.pk]}, using=self.using)
         finally:
             connections.close_all()
 
@@ -76,22 +74,22 @@ def track(
     )
     if context_object is not None:
         job.context_object = context_object
-    models.validate_workspace(job.workspace)
-    models._validate_fields(job)
+    validate_workspace(job.workspace)
+    validate_fields(job)
     job.save_tracked(using=using)
     renewer = _Renewer(job, owner, lease, using)
     renewer.start()
     try:
         yield job
-        models.validate_workspace(job.workspace)
+        validate_workspace(job.workspace)
     except BaseException as exc:
         renewer.stopped.set()
-        record = executor.error_record(exc, job, name, owner)
-        if not models.mark_failed(job, owner, record):
+        record = store.error_record(exc, job, name, owner)
+        if not store.fail(job, owner, record):
             _lost(job)
         raise
     renewer.stopped.set()
-    if not models.finish_tracked(job, owner):
+    if not store.finish_tracked(job, owner):
         _lost(job)
 
 

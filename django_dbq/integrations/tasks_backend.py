@@ -4,7 +4,7 @@
 
     TASKS = {
         "default": {
-            "BACKEND": "django_dbq.tasks.DatabaseBackend",
+            "BACKEND": "django_dbq.integrations.tasks_backend.DatabaseBackend",
             "QUEUES": ["default", "emails"],
             "OPTIONS": {"max_attempts": 3, "backoff": 5},
         }
@@ -12,7 +12,7 @@
 
 An enqueued task becomes one :class:`~django_dbq.models.Job` row named
 ``"django_dbq.tasks"`` (a job type django_dbq defines itself, see
-:data:`django_dbq.jobs.BUILTIN_JOB_TYPES`) whose one step is :func:`run_task`.
+:data:`django_dbq.job_types.BUILTIN_JOB_TYPES`) whose one step is :func:`run_task`.
 Its workspace holds the task's module path, its arguments, the backend alias,
 its own options and, once it succeeded, its return value::
 
@@ -55,7 +55,9 @@ from django.core.signals import setting_changed
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import conf, jobs, signals
+from .. import conf, job_types, signals
+from .. import options as _options
+from ..exceptions import PermanentJobError, WorkerLostError
 
 try:
     from django.tasks import task_backends
@@ -66,7 +68,8 @@ try:
     from django.utils.json import normalize_json
 except ImportError as exc:  # Django < 6.0
     raise ImportError(
-        "django_dbq.tasks is a backend for Django's tasks framework (django.tasks), which "
+        "django_dbq.integrations.tasks_backend is a backend for Django's tasks framework "
+        "(django.tasks), which "
         f"needs Django 6.0 or later; this project runs Django {django.get_version()}. "
         "Upgrade Django to use TASKS with django_dbq, or keep using the JOBS setting and "
         "the Job model, which work on every supported Django version."
@@ -84,8 +87,8 @@ __all__ = [
 
 logger = logging.getLogger("django_dbq.tasks")
 
-JOB_NAME = jobs.TASKS_JOB_NAME
-STEP = "django_dbq.tasks.run_task"
+JOB_NAME = job_types.TASKS_JOB_NAME
+STEP = "django_dbq.integrations.tasks_backend.run_task"
 QUEUE_NAME_MAX_LENGTH = 64  # Job.queue_name
 
 # Options a task (``@task(max_attempts=3)`` on Django 6.1, ``.using(...)``) or a backend
@@ -333,7 +336,7 @@ class DatabaseBackend(BaseTaskBackend):
     # --- enqueueing -----------------------------------------------------------------------
 
     def _new_job(self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-        from .models import Job
+        from ..models import Job
 
         workspace: dict[str, Any] = {
             "task": task.module_path,
@@ -375,7 +378,7 @@ class DatabaseBackend(BaseTaskBackend):
     # --- results --------------------------------------------------------------------------
 
     def get_result(self, result_id: Any) -> TaskResult:
-        from .models import Job
+        from ..models import Job
 
         pk = _parse_id(result_id)
         try:
@@ -385,7 +388,7 @@ class DatabaseBackend(BaseTaskBackend):
         return self.result_for(job)
 
     async def aget_result(self, result_id: Any) -> TaskResult:
-        from .models import Job
+        from ..models import Job
 
         pk = _parse_id(result_id)
         try:
@@ -453,8 +456,7 @@ def run_task(job: Any) -> None:
     job's options). A row that names no allowed task fails at once, without
     retries and without importing anything it names.
     """
-    from .executor import PermanentJobError
-    from .models import validate_workspace
+    from ..models import validate_workspace
 
     workspace = job.workspace
     try:
@@ -479,7 +481,7 @@ def run_task(job: Any) -> None:
             validate_workspace(workspace)
     except BaseException as exc:
         workspace.pop("return_value", None)
-        job_type = jobs.job_type_for(job)
+        job_type = job_types.job_type_for(job)
         if job.attempts >= (job_type.max_attempts if job_type else 1):
             failed = _evolve(
                 result,
@@ -511,7 +513,7 @@ def job_options(job: Any) -> dict[str, Any]:
     except TaskRefusedError:
         backend = None
     options = _effective_options(backend, workspace)
-    return {k: v for k, v in options.items() if k in jobs.PER_JOB_OPTION_KEYS}
+    return {k: v for k, v in options.items() if k in job_types.PER_JOB_OPTION_KEYS}
 
 
 def _effective_options(backend: DatabaseBackend | None, workspace: Any) -> dict[str, Any]:
@@ -573,8 +575,6 @@ def _on_job_failed(sender: Any, job: Any, exception: BaseException, **kwargs: An
 
     Failures inside :func:`run_task` send it themselves.
     """
-    from .executor import WorkerLostError
-
     if getattr(job, "name", None) != JOB_NAME or not isinstance(exception, WorkerLostError):
         return
     try:
@@ -663,39 +663,25 @@ def _valid_options(options: Mapping[str, Any], *, per_task: bool) -> dict[str, A
     }
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-
-
 def _option_problems(options: Mapping[str, Any], *, per_task: bool) -> list[str]:
-    """What is wrong with task options (``per_task``) or a backend's ``OPTIONS``."""
+    """What is wrong with task options (``per_task``) or a backend's ``OPTIONS``.
+
+    The rules are those of JOBS entries (:mod:`django_dbq.options`), except that a
+    task may not name a backoff function (a row cannot name code to import), and a
+    lease must be at least ``DBQ_LEASE_SECONDS`` (the worker renews every third).
+    """
+    rules = {
+        "max_attempts": _options.MAX_ATTEMPTS,
+        "backoff": _options.BACKOFF if per_task else _options.dotted_path_or(_options.BACKOFF),
+        "backoff_max": _options.BACKOFF_MAX,
+        "lease_seconds": _options.seconds(_lease_minimum()),
+        "timeout": _options.TIMEOUT,
+    }
     problems = []
-    if "max_attempts" in options:
-        value = options["max_attempts"]
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            problems.append(f"max_attempts = {value!r}: use a whole number of at least 1.")
-    if "backoff" in options:
-        value = options["backoff"]
-        path_ok = not per_task and isinstance(value, str) and bool(value)
-        if not (path_ok or (_is_number(value) and value >= 0)):
-            kind = "a number of seconds >= 0" + ("" if per_task else " or a dotted path")
-            problems.append(f"backoff = {value!r}: use {kind}.")
-    if "backoff_max" in options:
-        value = options["backoff_max"]
-        if not (_is_number(value) and value >= 0):
-            problems.append(f"backoff_max = {value!r}: use a number of seconds >= 0.")
-    if "lease_seconds" in options:
-        value = options["lease_seconds"]
-        minimum = _lease_minimum()
-        if not (_is_number(value) and value >= minimum):
-            problems.append(
-                f"lease_seconds = {value!r}: use a number of seconds of at least "
-                f"DBQ_LEASE_SECONDS ({minimum:g})."
-            )
-    if "timeout" in options:
-        value = options["timeout"]
-        if not (_is_number(value) and value > 0):
-            problems.append(f"timeout = {value!r}: use a number of seconds > 0.")
+    for key, rule in rules.items():
+        hint = rule.problem(options[key]) if key in options else None
+        if hint is not None:
+            problems.append(f"{key} = {options[key]!r}: {hint}.")
     if not per_task and options.get("task_modules") is not None:
         value = options["task_modules"]
         if isinstance(value, str) or not (

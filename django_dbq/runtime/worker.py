@@ -6,13 +6,16 @@ Threads of one worker process:
   them to the runner threads through a local buffer, and writes completions
   in batches; it never runs task code, so it always notices signals;
 - ``concurrency`` runner threads, each with its own database connection, run
-  one job at a time through :mod:`django_dbq.executor`;
-- a heartbeat thread renews the leases of every job the worker holds and
-  rescues jobs whose worker was lost;
-- on PostgreSQL, a listener thread wakes the main thread on NOTIFY.
+  one job (or batch) at a time through :mod:`django_dbq.runtime.executor`;
+- a completer thread writes completions in batches and renews the leases of
+  every job the worker holds (one connection for both: two connections updating
+  overlapping rows of ours could deadlock);
+- a heartbeat thread checks that the database takes writes and rescues jobs
+  whose worker was lost;
+- where the database can (PostgreSQL), a listener thread
+  (:mod:`django_dbq.runtime.wakeup`) wakes the main thread when jobs arrive.
 
-No SQL is written here: claiming lives in :mod:`django_dbq.claiming` and state
-changes in :mod:`django_dbq.models`.
+No SQL is written here: every write is a function of :mod:`django_dbq.store`.
 """
 
 from __future__ import annotations
@@ -32,10 +35,13 @@ from typing import Any
 from django.db import DatabaseError, InterfaceError, connections
 from django.db.backends.signals import connection_created
 
-from . import claiming, conf, executor, jobs, models
-from .executor import Outcome
-from .models import Job
-from .supervisor import relay_stop_signals
+from .. import conf, job_types, store
+from ..db import backend_for
+from ..models import Job
+from ..store import Outcome
+from . import executor
+from .stop_signals import relay_stop_signals
+from .wakeup import Listener
 
 logger = logging.getLogger("django_dbq.worker")
 
@@ -50,7 +56,7 @@ BATCH_CHECK_MIN_SECONDS = 0.1
 
 
 def _prepare(sender: Any, connection: Any, **kwargs: Any) -> None:
-    claiming.prepare_connection(connection)
+    backend_for(connection).prepare_connection()
 
 
 class Worker:
@@ -97,8 +103,8 @@ class Worker:
         # a first batch of slow jobs would be held back from the other workers.
         self._avg_duration = CLAIM_WINDOW_SECONDS
         self._low_water = 1
-        self._cursor = claiming.ClaimCursor()
-        self._batches = jobs.batch_types()
+        self._cursor = store.new_claim_cursor(using)
+        self._batches = job_types.batch_types()
         waits = [batch.wait for batch in self._batches.values()]
         self._batch_check_seconds = max(
             BATCH_CHECK_MIN_SECONDS, min([BATCH_CHECK_SECONDS, *[w / 2 for w in waits]])
@@ -106,7 +112,7 @@ class Worker:
         self._next_batch_check = 0.0
         self._ripe: list[tuple[str, str, str]] = []
         self._done_ready = threading.Event()
-        leases = [self.lease] + [t.lease() for t in jobs.job_types().values()]
+        leases = [self.lease] + [t.lease() for t in job_types.job_types().values()]
         self._renew_every = max(0.2, min(leases) / 3)
         self._last_claim = 0.0
         self._lost_reply = False
@@ -125,7 +131,7 @@ class Worker:
 
     def run(self) -> None:
         """Run until stopped; returns once every held job is finished or released."""
-        jobs.job_types()  # a malformed JOBS setting fails here, before any claim
+        job_types.job_types()  # a malformed JOBS setting fails here, before any claim
         connection_created.connect(_prepare, dispatch_uid="django_dbq.prepare")
         if self.handle_signals:
             self._install_signal_handlers()
@@ -206,19 +212,19 @@ class Worker:
 
     def _claim(self, room: int) -> int:
         self._last_claim = time.monotonic()
-        claimed = claiming.claim(
+        claimed = store.claim(
             self.owner, self.queues, room, self.lease, using=self.using, cursor=self._cursor
         )
         with self._lock:
             for job in claimed:
-                job_type = jobs.job_type_for(job)
+                job_type = job_types.job_type_for(job)
                 self._held[job.pk] = job_type.lease() if job_type else self.lease
         for job in claimed:
             self._ready.put((job, executor.snapshot(job)))
         return len(claimed)
 
     def _claim_batches(self, *, flush: bool = False) -> int:
-        """Claim due batches (see :func:`claiming.ripe_batches`), one per free runner.
+        """Claim due batches (see :func:`django_dbq.store.ripe_batches`), one per free runner.
 
         Due groups are looked up at most every ``BATCH_CHECK_SECONDS`` (and at once
         with ``flush``); a group that filled a whole batch is claimed from again
@@ -230,21 +236,21 @@ class Worker:
             if not flush and time.monotonic() < self._next_batch_check:
                 return 0
             self._next_batch_check = time.monotonic() + self._batch_check_seconds
-            self._ripe = claiming.ripe_batches(
+            self._ripe = store.ripe_batches(
                 self._batches, self.queues, using=self.using, flush=flush
             )
         claimed = 0
         while self._ripe and self._ready.qsize() < self.concurrency:
             name, queue, key = self._ripe[0]
             size = self._batches[name].size
-            batch = claiming.claim_batch(
+            batch = store.claim_batch(
                 self.owner, name, queue, key, size, self.lease, using=self.using
             )
             if len(batch) < size:
                 self._ripe.pop(0)
             if not batch:
                 continue
-            lease = jobs.get_job_type(name).lease()
+            lease = job_types.get_job_type(name).lease()
             with self._lock:
                 for job in batch:
                     self._held[job.pk] = lease
@@ -263,9 +269,7 @@ class Worker:
         if not done:
             return
         try:
-            written = models.mark_completed(
-                self.owner, [(o.job, o.workspace_changed) for o in done]
-            )
+            written = store.complete(self.owner, done)
         except BaseException:
             with self._lock:
                 self._done[:0] = done  # keep them for the next try
@@ -281,8 +285,6 @@ class Worker:
         with self._lock:
             for outcome in done:
                 self._held.pop(outcome.job.pk, None)
-        for outcome in done:
-            executor.log_completed(outcome)
 
     # --- runner threads -------------------------------------------------------------------
 
@@ -297,8 +299,8 @@ class Worker:
         heartbeat = threading.Thread(target=self._heartbeat, name="dbq-heartbeat", daemon=True)
         heartbeat.start()
         self._helpers.append(heartbeat)
-        if claiming.supports_notify(self.using) and not self.burst:
-            listener = claiming.Listener(self.queues, self._wake, self._threads_stop, self.using)
+        if backend_for(self.using).supports_notify and not self.burst:
+            listener = Listener(self.queues, self._wake, self._threads_stop, self.using)
             listener.start()
             self._helpers.append(listener)
 
@@ -314,23 +316,28 @@ class Worker:
                     self._running.update(job.pk for job in batch)
                 if self._ready.qsize() < self._low_water:
                     self._wake.set()
-                if isinstance(work, list):
-                    self._run_batch(work, before)
-                else:
-                    self._run_one(work, before)
+                self._run(batch, before if isinstance(work, list) else [before])
         finally:
             connections.close_all()
 
-    def _run_batch(self, batch: list[Job], befores: Any) -> None:
+    def _run(self, batch: list[Job], befores: list[str | None]) -> None:
+        """Run one claimed job (a batch of one) or one batch, and note the outcomes."""
         try:
-            outcomes = executor.run_batch(batch, self.owner, befores)
+            if len(batch) == 1 and batch[0].batch_key is None:
+                outcomes = [executor.run(batch[0], self.owner, befores[0])]
+            else:
+                outcomes = executor.run_batch(batch, self.owner, befores)
         except BaseException:
-            logger.exception("Could not record the outcome of a batch of %d jobs", len(batch))
+            # Saving the outcome failed even after retries: forget the jobs so their leases
+            # run out and a worker rescues them (they will run again: at-least-once).
+            logger.exception("Could not record the outcome of job(s) %s", [j.pk for j in batch])
             with self._lock:
                 for job in batch:
                     self._running.discard(job.pk)
                     self._held.pop(job.pk, None)
             return
+        if len(outcomes) == 1:
+            self._avg_duration = 0.8 * self._avg_duration + 0.2 * outcomes[0].duration
         self.processed += len(batch)
         with self._lock:
             for outcome in outcomes:
@@ -339,28 +346,6 @@ class Worker:
                     self._done.append(outcome)
                 else:
                     self._held.pop(outcome.job.pk, None)
-        self._done_ready.set()
-        self._wake_if_hungry()
-
-    def _run_one(self, job: Job, before: str | None) -> None:
-        try:
-            outcome = executor.run(job, self.owner, before)
-        except BaseException:
-            # Saving the outcome failed even after retries: forget the job so its lease
-            # runs out and a worker rescues it (it will run again: at-least-once).
-            logger.exception("Could not record the outcome of job %s", job.pk)
-            with self._lock:
-                self._running.discard(job.pk)
-                self._held.pop(job.pk, None)
-            return
-        self._avg_duration = 0.8 * self._avg_duration + 0.2 * outcome.duration
-        self.processed += 1
-        with self._lock:
-            self._running.discard(job.pk)
-            if outcome.kind == "completed":
-                self._done.append(outcome)
-            else:
-                self._held.pop(job.pk, None)
         self._done_ready.set()
         self._wake_if_hungry()
 
@@ -420,7 +405,7 @@ class Worker:
             for pk, seconds in self._held.items():
                 by_lease.setdefault(seconds, []).append(pk)
         if by_lease:
-            models.renew_leases(self.owner, by_lease)
+            store.renew_leases(self.owner, by_lease)
 
     def _heartbeat(self) -> None:
         """Watch the database's health and rescue jobs whose worker was lost."""
@@ -433,7 +418,7 @@ class Worker:
         try:
             while not self._threads_stop.wait(interval):
                 try:
-                    claiming.check_writable(self.using)  # so that an outage is noticed
+                    backend_for(self.using).check_writable()  # so that an outage is noticed
                     if healthy_since is None:
                         healthy_since = time.monotonic()
                     if (
@@ -527,7 +512,7 @@ class Worker:
     def _release_untracked(self) -> None:
         with self._lock:
             tracked = set(self._held)
-        released = models.release_untracked(self.owner, tracked)
+        released = store.release_untracked(self.owner, tracked)
         if released:
             logger.warning(
                 "Released %d job(s) claimed by a query whose reply was lost with the connection",
@@ -535,13 +520,13 @@ class Worker:
             )
 
     def _release(self, ids: list[Any]) -> None:
-        released = models.release(self.owner, ids)
+        released = store.release(self.owner, ids)
         with self._lock:
             for pk in ids:
                 self._held.pop(pk, None)
         if released:
             logger.info("Released %d unfinished job(s) back to READY", released)
-            claiming.notify(self.queues, using=self.using)
+            backend_for(self.using).notify(self.queues)
 
     def _safely(self, action: Any) -> Any:
         """Run a database action, retrying a lost connection a few times."""
@@ -553,7 +538,7 @@ class Worker:
 
     def _banner(self) -> None:
         connection = connections[self.using]
-        wake = "LISTEN/NOTIFY" if claiming.supports_notify(self.using) else "polling"
+        wake = "LISTEN/NOTIFY" if backend_for(self.using).supports_notify else "polling"
         logger.info(
             "django_dbq worker %s starting: queues=%s concurrency=%d database=%s lease=%gs "
             "poll=%gs wake=%s%s",

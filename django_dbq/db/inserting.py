@@ -8,7 +8,8 @@ values a driver takes as they are (strings, integers, ``None``) skip the
 conversion; the others (ids, dates, JSON) go through their Django field as
 before, so rows are written exactly as the ORM would write them. On PostgreSQL
 with psycopg 3 the values travel beside the statement rather than quoted into it
-(:func:`server_bound_cursor`).
+(the PostgreSQL backend's ``insert_cursor``). What differs by database (COPY, the
+cursor) comes from the connection's backend; this module is the same for all.
 
 ``Job.save()`` of a new job calls :func:`insert_one` directly when no
 ``pre_save``/``post_save`` receiver could notice (see ``Job._insert_new``);
@@ -21,13 +22,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import operator
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
 from django.db import connections, models
+
+from . import backend_for
 
 # Fields whose values the database drivers take as they are when they have this type.
 _PLAIN: dict[type[models.Field], type] = {
@@ -53,8 +55,8 @@ class _Plan:
     # and the field's own conversion for everything else.
     checks: list[Check]
     # insert_one's plans without the NULL columns, by which columns are NULL.
-    narrowed: dict[tuple[bool, ...], tuple[_Plan, Callable[[list[Any]], Any]]] = (
-        dataclasses.field(default_factory=dict)
+    narrowed: dict[tuple[bool, ...], tuple[_Plan, Callable[[list[Any]], Any]]] = dataclasses.field(
+        default_factory=dict
     )
 
 
@@ -165,45 +167,9 @@ def insert_one(obj: models.Model, fields: Sequence[models.Field], using: str) ->
             )
         plan, pick = narrowed
         values = pick(values)
-    with server_bound_cursor(connection) as cursor:
+    with backend_for(connection).insert_cursor() as cursor:
         cursor.execute(plan.sql, values)
     return True
-
-
-def server_bound_cursor(connection: Any) -> Any:
-    """Django's cursor on ``connection``, sending parameters apart from the SQL where
-    that is known to be safe.
-
-    With psycopg 3, Django binds parameters on the client unless
-    ``OPTIONS["server_side_binding"]`` is set: psycopg quotes every value into the
-    SQL text, which for a job row takes longer than the rest of the enqueue's own
-    Python. Here the values go beside the statement instead, in the same round
-    trip, as an unnamed statement (fine behind PgBouncer in transaction mode).
-
-    Only Django's own default cursor is replaced, and only when nothing could
-    tell: not while queries are logged (``DEBUG``, ``CaptureQueriesContext``: the
-    log shows the values only when they are in the text), not when the
-    connection has a ``prepare_threshold`` (this cursor would prepare where
-    Django's never does), not under a custom ``cursor_factory`` (a tracing tool's,
-    say). Django's wrapper stays: its checks, errors and ``execute_wrapper``
-    hooks apply as to any query.
-    """
-    wrapper = connection.cursor()
-    if connection.vendor != "postgresql" or connection.queries_logged:
-        return wrapper
-    from django.db.backends.postgresql.psycopg_any import is_psycopg3
-
-    if not is_psycopg3:
-        return wrapper
-    import psycopg
-    from django.db.backends.postgresql.base import Cursor
-
-    raw = connection.connection
-    if type(wrapper.cursor) is Cursor and raw.prepare_threshold is None:
-        wrapper.cursor.close()
-        with connection.wrap_database_errors:
-            wrapper.cursor = psycopg.Cursor(raw)
-    return wrapper
 
 
 def insert_many(objs: Sequence[models.Model], using: str, batch_size: int) -> bool:
@@ -258,30 +224,8 @@ class Template:
 
 
 def write_rows(plan: _Plan, rows: list[list[Any]], using: str, batch_size: int) -> None:
-    """Write prepared rows: COPY on PostgreSQL, ``executemany`` elsewhere."""
-    connection = connections[using]
+    """Write prepared rows, ``batch_size`` per call: COPY on PostgreSQL, ``executemany``
+    elsewhere."""
+    backend = backend_for(connections[using])
     for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        if connection.vendor == "postgresql":
-            _copy(connection, plan, chunk)
-        else:
-            with connection.cursor() as cursor:
-                cursor.executemany(plan.sql, chunk)
-
-
-def _copy(connection: Any, plan: _Plan, rows: list[list[Any]]) -> None:
-    sql = plan.copy_sql
-    start = time.monotonic()
-    # COPY is psycopg's own API, under Django's cursor: errors are still raised as
-    # Django's DatabaseError, and the statement is logged as Django logs its own.
-    with (
-        connection.cursor() as cursor,
-        connection.wrap_database_errors,
-        cursor.cursor.copy(sql) as copy,
-    ):
-        for values in rows:
-            copy.write_row(values)
-    if connection.queries_logged:
-        connection.queries_log.append(
-            {"sql": f"{sql} ({len(rows)} rows)", "time": f"{time.monotonic() - start:.3f}"}
-        )
+        backend.write_rows(plan.sql, plan.copy_sql, rows[start : start + batch_size])

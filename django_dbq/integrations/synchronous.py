@@ -1,4 +1,4 @@
-"""Running jobs in-process: the always-synchronous mode and helpers for tests.
+"""Running jobs in this process: the always-synchronous mode and helpers for tests.
 
 With ``DBQ_RUN_SYNCHRONOUSLY = True`` every job created through
 ``Job.objects.create`` / ``bulk_create_jobs`` runs its whole chain in the
@@ -10,6 +10,10 @@ that fails with attempts left stays READY until its retry time, as in production
 In tests that keep the default (asynchronous) mode, :func:`run_pending_jobs`
 runs everything runnable to completion, batches included regardless of their
 ``wait``.
+
+The mode is hooked in by :meth:`DjangoDbqConfig.ready` (``apps.py``): new jobs
+send :data:`django_dbq.signals.run_synchronously` and :func:`run_at_commit`
+receives it. Every write goes through :mod:`django_dbq.store`, as a worker's.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
-from . import claiming, conf, executor, jobs, models
-from .models import Job
+from .. import conf, job_types, store
+from ..models import Job
+from ..runtime import executor
 
 
 def _owner() -> str:
@@ -38,22 +43,24 @@ def run_job(job: Job | object, *, using: str = "default") -> Job:
     pk = job.pk if isinstance(job, Job) else job
     owner = _owner()
     while True:
-        claimed = claiming.claim_job(owner, pk, conf.lease_seconds(), using=using)
+        claimed = store.claim_job(owner, pk, conf.lease_seconds(), using=using)
         if claimed is None:
             break
         outcome = executor.run(claimed, owner, executor.snapshot(claimed))
         if outcome.kind == "completed":
-            models.mark_completed(owner, [(claimed, outcome.workspace_changed)])
-            executor.log_completed(outcome)
+            store.complete(owner, [outcome])
         if outcome.kind not in ("advanced", "retried"):
             break  # a retry due now is claimed again at once; one due later is left
     return Job.objects.db_manager(using).get(pk=pk)
 
 
-def run_at_commit(job: Job, *, using: str | None = None) -> None:
-    """Run ``job`` with :func:`run_job` once the current transaction commits."""
-    alias = using or "default"
-    transaction.on_commit(lambda: run_job(job.pk, using=alias), using=alias)
+def run_at_commit(
+    sender: object = None, *, job_ids: list[object], using: str, **kwargs: object
+) -> None:
+    """Receiver of :data:`~django_dbq.signals.run_synchronously`: run each new job with
+    :func:`run_job` once the current transaction commits."""
+    for pk in job_ids:
+        transaction.on_commit(lambda pk=pk: run_job(pk, using=using), using=using)
 
 
 def run_pending_jobs(
@@ -80,10 +87,10 @@ def run_pending_jobs(
         progressed = 0
         if flush_batches:
             progressed += _run_batches(owner, wanted, lease, using)
-        for job in claiming.claim(owner, wanted, 100, lease, using=using):
+        for job in store.claim(owner, wanted, 100, lease, using=using):
             outcome = executor.run(job, owner, executor.snapshot(job))
             if outcome.kind == "completed":
-                models.mark_completed(owner, [(job, outcome.workspace_changed)])
+                store.complete(owner, [outcome])
             progressed += 1
         if not progressed:
             break
@@ -92,13 +99,12 @@ def run_pending_jobs(
 
 
 def _run_batches(owner: str, queues: list[str], lease: float, using: str) -> int:
-    batches = jobs.batch_types()
+    batches = job_types.batch_types()
     ran = 0
-    for name, queue, key in claiming.ripe_batches(batches, queues, using=using, flush=True):
+    for name, queue, key in store.ripe_batches(batches, queues, using=using, flush=True):
         size = batches[name].size
-        while batch := claiming.claim_batch(owner, name, queue, key, size, lease, using=using):
+        while batch := store.claim_batch(owner, name, queue, key, size, lease, using=using):
             outcomes = executor.run_batch(batch, owner, [executor.snapshot(j) for j in batch])
-            done = [(o.job, o.workspace_changed) for o in outcomes if o.kind == "completed"]
-            models.mark_completed(owner, done)
+            store.complete(owner, [o for o in outcomes if o.kind == "completed"])
             ran += len(batch)
     return ran

@@ -1,5 +1,8 @@
-"""Parsing and validation behind the management commands (kept here so tests and
-other code can call it without going through argv)."""
+"""Parsing and validation of the management commands' options, next to the commands
+(kept out of them so that tests and other code can call it without argv).
+
+Every parser raises a :class:`~django_dbq.exceptions.DbqError` subclass with a
+one-line message; the commands turn it into a ``CommandError``."""
 
 from __future__ import annotations
 
@@ -13,8 +16,8 @@ from dateutil.relativedelta import relativedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .exceptions import DbqError, InvalidJobError, InvalidWorkspaceError
-from .models import Job
+from ..exceptions import DbqError, InvalidJobError, InvalidWorkspaceError
+from ..models import QUEUE_NAME_MAX_LENGTH, Job
 
 _RELATIVE = re.compile(r"^\+?\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|w)$", re.I)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -80,6 +83,25 @@ def parse_int(option: str, text: str | int) -> int:
         raise InvalidJobError(f"{option} must be a whole number, not {text!r}.") from None
 
 
+def parse_seconds(option: str, text: str | float, minimum: float = 0.0) -> float:
+    """Parse a number of seconds of at least ``minimum`` (finite)."""
+    try:
+        number = float(str(text).strip())
+    except ValueError:
+        raise InvalidJobError(f"{option} must be a number of seconds, not {text!r}.") from None
+    if not minimum <= number < float("inf"):  # also rejects NaN
+        raise InvalidJobError(f"{option} must be at least {minimum:g}, not {text!r}.")
+    return number
+
+
+def parse_count(option: str, text: str | int) -> int:
+    """Parse a whole number of at least 1."""
+    number = parse_int(option, text)
+    if number < 1:
+        raise InvalidJobError(f"{option} must be at least 1, not {text!r}.")
+    return number
+
+
 def parse_hours(text: str | float) -> float:
     try:
         hours = float(str(text).strip())
@@ -92,8 +114,6 @@ def parse_hours(text: str | float) -> float:
 
 def parse_queue_names(names: list[str]) -> list[str]:
     """Check queue names given on the command line (as ``Job.queue_name`` is checked)."""
-    from .models import QUEUE_NAME_MAX_LENGTH
-
     for name in names:
         if not name:
             raise InvalidJobError("A queue name must be a non-empty string, not ''.")
@@ -128,9 +148,11 @@ def create_job(
 __all__ = [
     "DbqError",
     "create_job",
+    "parse_count",
     "parse_hours",
     "parse_int",
     "parse_queue_names",
+    "parse_seconds",
     "parse_when",
     "parse_workspace",
 ]

@@ -1,0 +1,290 @@
+"""The interface every database backend implements, and what the backends share.
+
+A backend is made for one connection by :func:`django_dbq.db.backend_for`. It
+knows the SQL of its database and nothing of job semantics: the store
+(:mod:`django_dbq.store`) says what to claim and what to write; the backend
+says how, on its database. The job model is passed in (``model``), so this
+package imports nothing of django_dbq but its states and settings.
+
+Every claim takes up to ``limit`` runnable jobs (NEW or READY, ``run_after``
+passed), highest priority first then oldest, and marks them PROCESSING with the
+given owner and lease, counting the attempt, in one short transaction.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from ..states import RUNNABLE_STATES, JobStates
+
+# Columns whose value after a claim we already know: not read back, set in Python.
+SET_BY_CLAIM = ("state", "lease_owner", "lease_expires_at", "started_at", "modified", "finished_at")
+
+
+class Backend:
+    """One database's way of doing what the store asks. Subclasses override what differs."""
+
+    vendor = ""
+    #: Whether the database can wake idle workers itself (``listen`` and ``notify``).
+    supports_notify = False
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        self.connection = connection
+
+    # --- claiming ---------------------------------------------------------------------
+
+    def claim(
+        self,
+        model: type[models.Model],
+        owner: str,
+        queues: Sequence[str],
+        limit: int,
+        now: datetime.datetime,
+        expires: datetime.datetime,
+        cursor: Any = None,
+    ) -> list[Any]:
+        """Claim up to ``limit`` runnable jobs of ``queues`` (not of batch types)."""
+        raise NotImplementedError
+
+    def claim_batch(
+        self,
+        model: type[models.Model],
+        owner: str,
+        name: str,
+        queue: str,
+        batch_key: str,
+        size: int,
+        now: datetime.datetime,
+        expires: datetime.datetime,
+    ) -> list[Any]:
+        """Claim up to ``size`` runnable jobs of one batch (name, queue, key), oldest first."""
+        raise NotImplementedError
+
+    def new_claim_cursor(self) -> Any:
+        """Per-worker state passed back to :meth:`claim` (``None``: none needed)."""
+        return None
+
+    # --- writing new rows -----------------------------------------------------------------
+
+    def insert_cursor(self) -> Any:
+        """The cursor a single-row INSERT is sent on."""
+        return self.connection.cursor()
+
+    def write_rows(self, sql: str, copy_sql: str, rows: list[list[Any]]) -> None:
+        """Write prepared rows: ``sql`` is their INSERT, ``copy_sql`` the same as a COPY."""
+        with self.connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+
+    # --- connections ------------------------------------------------------------------------
+
+    def prepare_connection(self) -> None:
+        """Tune a new worker connection (nothing by default)."""
+
+    def check_writable(self) -> None:
+        """One round trip that fails (DatabaseError) while the database takes no writes."""
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+    # --- waking idle workers ------------------------------------------------------------------
+
+    def notify(self, queues: Sequence[str]) -> None:
+        """Wake workers of ``queues`` now (or at commit inside a transaction)."""
+
+    def listen(self, on_queue: Any, stop: Any, listening: Any) -> None:
+        """Block, calling ``on_queue(name)`` for each notification, until ``stop`` is set."""
+        raise NotImplementedError(f"{self.vendor} cannot LISTEN")
+
+
+# --- helpers of the backends whose claim is one UPDATE ... RETURNING ----------------------
+
+
+def quote(connection: BaseDatabaseWrapper, name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def column(connection: BaseDatabaseWrapper, model: type[models.Model], name: str) -> str:
+    return quote(connection, model._meta.get_field(name).column)
+
+
+_returned_cache: dict[type[models.Model], tuple[list[models.Field], list[str]]] = {}
+
+
+def returned_fields(model: type[models.Model]) -> tuple[list[models.Field], list[str]]:
+    """The fields a claim reads back (all but :data:`SET_BY_CLAIM`) and their attnames."""
+    found = _returned_cache.get(model)
+    if found is None:
+        fields = [f for f in model._meta.concrete_fields if f.name not in SET_BY_CLAIM]
+        found = _returned_cache[model] = (fields, [f.attname for f in fields])
+    return found
+
+
+def returned_columns(
+    connection: BaseDatabaseWrapper, model: type[models.Model], table: str = ""
+) -> str:
+    prefix = f"{table}." if table else ""
+    return ", ".join(prefix + quote(connection, f.column) for f in returned_fields(model)[0])
+
+
+_converter_cache: dict[tuple[str, type[models.Model]], list[tuple[int, Any, list[Any]]]] = {}
+
+
+def _converters(connection: BaseDatabaseWrapper, model: type[models.Model]) -> list[Any]:
+    key = (connection.alias, model)
+    found = _converter_cache.get(key)
+    if found is None:
+        found = []
+        for index, field in enumerate(returned_fields(model)[0]):
+            col = field.get_col(model._meta.db_table)
+            functions = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+            if functions:
+                found.append((index, col, functions))
+        _converter_cache[key] = found
+    return found
+
+
+def returned_jobs(
+    connection: BaseDatabaseWrapper, model: type[models.Model], sql: str, params: list[object]
+) -> list[Any]:
+    """Run a claim ``... RETURNING <returned_columns>`` and build its jobs as the ORM
+    would (the same converters per column), without compiling a queryset per claim."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    converters = _converters(connection, model)
+    names = returned_fields(model)[1]
+    jobs = []
+    for row in rows:
+        values = list(row)
+        for index, col, functions in converters:
+            for convert in functions:
+                values[index] = convert(values[index], col, connection)
+        jobs.append(model.from_db(connection.alias, names, values))
+    return jobs
+
+
+def fill_claimed(
+    jobs: list[Any], owner: str, now: datetime.datetime, expires: datetime.datetime
+) -> None:
+    """Set on claimed jobs the columns the claim wrote but did not read back."""
+    for job in jobs:
+        job.state = JobStates.PROCESSING
+        job.lease_owner = owner
+        job.lease_expires_at = expires
+        job.started_at = now
+        job.modified = now
+        job.finished_at = None
+
+
+def order_key(job: Any) -> tuple[int, datetime.datetime]:
+    return (-job.priority, job.created)
+
+
+def claimed_values(owner: str, now: datetime.datetime, expires: datetime.datetime) -> dict:
+    """The fields an ORM claim sets (the raw SQL claims set the same: :func:`update_set`)."""
+    return {
+        "state": JobStates.PROCESSING,
+        "lease_owner": owner,
+        "lease_expires_at": expires,
+        "attempts": models.F("attempts") + 1,
+        "started_at": now,
+        "modified": now,
+        "finished_at": None,
+    }
+
+
+def update_set(connection: BaseDatabaseWrapper, model: type[models.Model]) -> str:
+    """The SET clause of a raw claim; its parameters: owner, expires, now, now."""
+    col = lambda name: column(connection, model, name)  # noqa: E731
+    return (
+        f"{col('state')} = '{JobStates.PROCESSING}', {col('lease_owner')} = %s, "
+        f"{col('lease_expires_at')} = %s, {col('attempts')} = {col('attempts')} + 1, "
+        f"{col('started_at')} = %s, {col('modified')} = %s, {col('finished_at')} = NULL"
+    )
+
+
+def pick_sql(
+    connection: BaseDatabaseWrapper,
+    model: type[models.Model],
+    queues: list[str],
+    now: object,
+    limit: int,
+    *,
+    lock: bool,
+    after: dict[str, tuple[int, datetime.datetime]] | None = None,
+) -> tuple[str, list[object]]:
+    """SELECT the ids of the next runnable jobs, in an order an index can serve.
+
+    Each queue gets its own ``queue_name = %s`` branch: with ``IN``/``ANY`` the
+    database can no longer read the claim index in (priority, created) order and
+    sorts every runnable row instead. With ``after``, each queue is read only at
+    or after a position: same priority and not older, or a higher priority.
+    """
+    table = quote(connection, model._meta.db_table)
+    col = lambda name: column(connection, model, name)  # noqa: E731
+    dt = connection.ops.adapt_datetimefield_value
+    states = ", ".join(f"'{s}'" for s in RUNNABLE_STATES)
+    order = f"ORDER BY {col('priority')} DESC, {col('created')} LIMIT %s"
+    conditions: list[tuple[str, list[object]]] = []
+    for queue in queues:
+        if after is None:
+            conditions.append(("", [queue]))
+        else:
+            priority, created = after[queue]
+            conditions.append(
+                (
+                    f"AND {col('priority')} = %s AND {col('created')} >= %s",
+                    [queue, priority, dt(created)],
+                )
+            )
+            conditions.append((f"AND {col('priority')} > %s", [queue, priority]))
+    # A lone branch selects ids only; branches of a UNION also carry the sort key.
+    selected = (
+        col("id") if len(conditions) == 1 else f"{col('id')}, {col('priority')}, {col('created')}"
+    )
+    branch = (
+        f"SELECT {selected} FROM {table} "
+        f"WHERE {col('state')} IN ({states}) AND {col('batch_key')} IS NULL "
+        f"AND {col('queue_name')} = %s {{extra}} "
+        f"AND ({col('run_after')} IS NULL OR {col('run_after')} <= %s) {order}"
+        + (" FOR UPDATE SKIP LOCKED" if lock else "")
+    )
+    params: list[object] = []
+    parts = []
+    for extra, values in conditions:
+        parts.append(branch.replace("{extra}", extra))
+        params += [*values, now, limit]
+    if len(parts) == 1:
+        return parts[0], params
+    branches = " UNION ALL ".join(
+        f"SELECT * FROM ({part}) AS q{number}" for number, part in enumerate(parts)
+    )
+    return f"SELECT {col('id')} FROM ({branches}) AS runnable {order}", [*params, limit]
+
+
+def pick_batch_sql(
+    connection: BaseDatabaseWrapper,
+    model: type[models.Model],
+    name: str,
+    queue: str,
+    batch_key: str,
+    now: object,
+    size: int,
+    *,
+    lock: bool,
+) -> tuple[str, list[object]]:
+    """SELECT the ids of the oldest runnable jobs of one batch."""
+    col = lambda field: column(connection, model, field)  # noqa: E731
+    states = ", ".join(f"'{s}'" for s in RUNNABLE_STATES)
+    return (
+        f"SELECT {col('id')} FROM {quote(connection, model._meta.db_table)} "
+        f"WHERE {col('state')} IN ({states}) AND {col('name')} = %s "
+        f"AND {col('queue_name')} = %s AND {col('batch_key')} = %s "
+        f"AND ({col('run_after')} IS NULL OR {col('run_after')} <= %s) "
+        f"ORDER BY {col('created')} LIMIT %s" + (" FOR UPDATE SKIP LOCKED" if lock else ""),
+        [name, queue, batch_key, now, size],
+    )

@@ -1,0 +1,432 @@
+"""Every write of a job's state: claim, renew, advance, retry, fail, complete,
+release, rescue.
+
+The worker, the synchronous mode, tracking and the django.tasks backend all
+change jobs through these functions and no other way. Each write after a claim
+is a guarded UPDATE through :meth:`JobQuerySet.held_by`: it changes the row only
+if it is still PROCESSING under this owner, so a worker whose lease expired
+(and whose job another worker rescued) cannot overwrite the newer truth; it
+reports ``False`` (or a smaller count) instead. What differs by database is
+asked of :func:`django_dbq.db.backend_for`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from django.db import models
+from django.db.models import Count, Min
+from django.utils import timezone
+
+from . import conf, job_types
+from .db import backend_for
+from .exceptions import InvalidWorkspaceError, WorkerLostError
+from .job_types import Batch
+from .models import Job, validate_workspace
+from .states import JobStates
+
+logger = logging.getLogger("django_dbq.worker")
+
+OutcomeKind = Literal["completed", "advanced", "retried", "failed", "lost"]
+
+# Most workspace bytes one bulk UPDATE carries: MySQL and MariaDB refuse a statement
+# larger than max_allowed_packet (16 MiB by default on MariaDB).
+BULK_UPDATE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class Outcome:
+    """What happened to one step of a job; a ``completed`` outcome is written by
+    :func:`complete` (the worker batches them)."""
+
+    job: Job
+    kind: OutcomeKind
+    duration: float
+    task: str = ""
+    workspace_changed: bool = False
+
+
+# --- claiming ------------------------------------------------------------------------------
+
+
+def _lease_window(
+    lease_seconds: float, now: datetime.datetime | None
+) -> tuple[datetime.datetime, datetime.datetime]:
+    now = now or timezone.now()
+    return now, now + datetime.timedelta(seconds=lease_seconds)
+
+
+def claim(
+    owner: str,
+    queues: Sequence[str],
+    limit: int,
+    lease_seconds: float,
+    *,
+    using: str = "default",
+    now: datetime.datetime | None = None,
+    cursor: Any = None,
+) -> list[Job]:
+    """Claim up to ``limit`` runnable jobs of ``queues`` for ``owner``, in run order.
+
+    Each returned job is PROCESSING, leased to ``owner`` until now +
+    ``lease_seconds``, and has had its ``attempts`` counted. A worker passes a
+    claim cursor of its own (:meth:`new_claim_cursor`) so that busy queues are
+    claimed from where it left off, where the database needs that (PostgreSQL).
+    """
+    if limit <= 0 or not queues:
+        return []
+    now, expires = _lease_window(lease_seconds, now)
+    return backend_for(using).claim(Job, owner, list(queues), limit, now, expires, cursor)
+
+
+def new_claim_cursor(using: str = "default") -> Any:
+    """A worker's memory of where its claims stopped, or ``None`` where the database
+    does not need one (see :class:`django_dbq.db.postgresql.ClaimCursor`)."""
+    return backend_for(using).new_claim_cursor()
+
+
+def claim_batch(
+    owner: str,
+    name: str,
+    queue: str,
+    batch_key: str,
+    size: int,
+    lease_seconds: float,
+    *,
+    using: str = "default",
+    now: datetime.datetime | None = None,
+) -> list[Job]:
+    """Claim up to ``size`` runnable jobs of batch job type ``name``, one queue and key.
+
+    Oldest first; priority does not apply within a batch.
+    """
+    now, expires = _lease_window(lease_seconds, now)
+    return backend_for(using).claim_batch(Job, owner, name, queue, batch_key, size, now, expires)
+
+
+def claim_job(
+    owner: str, pk: object, lease_seconds: float, *, using: str = "default"
+) -> Job | None:
+    """Claim one given job if it is runnable now (the synchronous mode)."""
+    now, expires = _lease_window(lease_seconds, None)
+    manager = Job.objects.db_manager(using)
+    values = {
+        "state": JobStates.PROCESSING,
+        "lease_owner": owner,
+        "lease_expires_at": expires,
+        "attempts": models.F("attempts") + 1,
+        "started_at": now,
+        "modified": now,
+        "finished_at": None,
+    }
+    claimed = manager.runnable(now=now).filter(pk=pk).update(**values)
+    return manager.get(pk=pk) if claimed else None
+
+
+def ripe_batches(
+    batches: Mapping[str, Batch],
+    queues: Sequence[str],
+    *,
+    using: str = "default",
+    now: datetime.datetime | None = None,
+    flush: bool = False,
+) -> list[tuple[str, str, str]]:
+    """The (name, queue, batch key) groups whose batch is due: ``size`` runnable jobs,
+    or the oldest has waited ``wait`` seconds (``batches`` maps a batch job type's
+    name to its :class:`~django_dbq.job_types.Batch`). With ``flush``, every group
+    with a runnable job is due. Oldest group first."""
+    if not batches or not queues:
+        return []
+    now = now or timezone.now()
+    rows = (
+        Job.objects.db_manager(using)
+        .runnable(now=now)
+        .filter(name__in=list(batches), queue_name__in=list(queues), batch_key__isnull=False)
+        .order_by()
+        .values("name", "queue_name", "batch_key")
+        .annotate(count=Count("pk"), oldest=Min("created"))
+    )
+    due = []
+    for row in rows:
+        batch = batches[row["name"]]
+        waited = (now - row["oldest"]).total_seconds()
+        if flush or row["count"] >= batch.size or waited >= batch.wait:
+            due.append((row["oldest"], row["name"], row["queue_name"], row["batch_key"]))
+    return [(name, queue, key) for _, name, queue, key in sorted(due)]
+
+
+# --- the outcome of a step -----------------------------------------------------------------
+
+
+def _guarded_update(job: Job, owner: str, **values: Any) -> bool:
+    values["modified"] = timezone.now()
+    landed = Job.objects.held_by(owner).filter(pk=job.pk).update(**values) == 1
+    if landed:
+        for field, value in values.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(job, field, value)
+    return landed
+
+
+def advance(job: Job, owner: str, next_task: str) -> bool:
+    """A step succeeded and the chain goes on: READY at ``next_task``."""
+    return _guarded_update(
+        job,
+        owner,
+        state=JobStates.READY,
+        next_task=next_task,
+        workspace=job.workspace,
+        attempts=0,
+        lease_expires_at=None,
+    )
+
+
+def retry(job: Job, owner: str, record: dict[str, Any], run_after: datetime.datetime) -> bool:
+    """An attempt failed and another is allowed: READY again after ``run_after``."""
+    return _guarded_update(
+        job,
+        owner,
+        state=JobStates.READY,
+        errors=keep_errors(job, record),
+        run_after=run_after,
+        lease_expires_at=None,
+    )
+
+
+def fail(job: Job, owner: str, record: dict[str, Any]) -> bool:
+    """The last attempt failed (or the row can never run): FAILED."""
+    return _guarded_update(
+        job,
+        owner,
+        state=JobStates.FAILED,
+        errors=keep_errors(job, record),
+        workspace=job.workspace if _storable(job.workspace) else {},
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+    )
+
+
+def complete(owner: str, outcomes: list[Outcome]) -> int:
+    """Write many completions at once, and log each one written.
+
+    Jobs whose workspace is unchanged take one UPDATE in all; the others one
+    ``bulk_update`` per few MiB of workspaces. Returns how many rows this worker
+    still held and so wrote.
+    """
+    if not outcomes:
+        return 0
+    now = timezone.now()
+    manager = Job.objects
+    same = [o.job.pk for o in outcomes if not o.workspace_changed]
+    changed = [o.job for o in outcomes if o.workspace_changed]
+    final = {
+        "state": JobStates.COMPLETED,
+        "next_task": "",
+        "finished_at": now,
+        "lease_expires_at": None,
+        "modified": now,
+    }
+    written = 0
+    if same:
+        written += manager.held_by(owner).filter(pk__in=same).update(**final)
+    if changed:
+        for job in changed:
+            for field, value in final.items():
+                setattr(job, field, value)
+        for chunk in _by_size(changed):
+            written += manager.held_by(owner).bulk_update(chunk, [*final, "workspace"])
+    for outcome in outcomes:
+        job = outcome.job
+        job.state, job.next_task, job.finished_at = JobStates.COMPLETED, "", now
+        log_finish(job, outcome.task, "completed", outcome.duration)
+    return written
+
+
+def _by_size(jobs: list[Job]) -> Iterable[list[Job]]:
+    chunk: list[Job] = []
+    size = 0
+    for job in jobs:
+        length = len(json.dumps(job.workspace))
+        if chunk and size + length > BULK_UPDATE_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(job)
+        size += length
+    if chunk:
+        yield chunk
+
+
+def finish_tracked(job: Job, owner: str) -> bool:
+    """A tracked operation ended well: COMPLETED, with its workspace as output."""
+    return _guarded_update(
+        job,
+        owner,
+        state=JobStates.COMPLETED,
+        workspace=job.workspace,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+    )
+
+
+# --- leases ------------------------------------------------------------------------------------
+
+
+def renew_leases(owner: str, leases: dict[float, list[Any]], *, using: str | None = None) -> int:
+    """Push back the lease expiry of jobs ``owner`` holds.
+
+    ``leases`` maps a lease length in seconds to the ids of the jobs that use it.
+    Jobs the worker no longer tracks are deliberately not renewed, so that they
+    expire and get rescued.
+    """
+    now = timezone.now()
+    manager = Job.objects.db_manager(using) if using else Job.objects
+    renewed = 0
+    for seconds, ids in leases.items():
+        if ids:
+            renewed += (
+                manager.held_by(owner)
+                .filter(pk__in=ids)
+                .update(lease_expires_at=now + datetime.timedelta(seconds=seconds))
+            )
+    return renewed
+
+
+def release(owner: str, ids: list[Any]) -> int:
+    """Hand unfinished jobs back (shutdown): READY, and the attempt is not spent."""
+    if not ids:
+        return 0
+    return (
+        Job.objects.held_by(owner)
+        .filter(pk__in=ids)
+        .update(
+            state=JobStates.READY,
+            attempts=models.F("attempts") - 1,
+            lease_expires_at=None,
+            modified=timezone.now(),
+        )
+    )
+
+
+def release_untracked(owner: str, tracked: set[Any]) -> int:
+    """Hand back the jobs ``owner`` holds but does not track (a claim that committed
+    but whose reply was lost with the connection): READY, the attempt not spent."""
+    held = Job.objects.held_by(owner).filter(lease_expires_at__isnull=False)  # lease index
+    return release(owner, [pk for pk in held.values_list("pk", flat=True) if pk not in tracked])
+
+
+@dataclass
+class Rescued:
+    """A job whose worker was lost, as :func:`rescue_expired` left it."""
+
+    job: Job
+    error: WorkerLostError
+    failed: bool  # FAILED (no attempts left); else READY again
+    max_attempts: int
+
+
+def rescue_expired(rescuer: str, *, limit: int = 100) -> list[Rescued]:
+    """Return jobs whose lease expired to READY (attempt counted) or FAILED.
+
+    Safe to run from any number of workers at once: each row is changed only if
+    it is still PROCESSING under the same owner and expiry that we read. The
+    caller runs failure hooks (:func:`django_dbq.runtime.executor.rescue_expired`).
+    """
+    now = timezone.now()
+    manager = Job.objects
+    expired = list(manager.lease_expired(now=now).order_by("lease_expires_at")[:limit])
+    rescued = []
+    for job in expired:
+        job_type = job_types.job_type_for(job)
+        max_attempts = job_type.max_attempts if job_type else 1
+        error = WorkerLostError(
+            f"Worker {job.lease_owner} stopped renewing its lease on this job "
+            f"(expired at {job.lease_expires_at.isoformat()})."
+        )
+        record = error_record(error, job, job.next_task, job.lease_owner)
+        record["traceback"] = ""
+        record["rescued_by"] = rescuer
+        # A tracked operation (no next task) cannot be run again by a worker.
+        failed = job.attempts >= max_attempts or not job.next_task
+        values: dict[str, Any] = {
+            "state": JobStates.FAILED if failed else JobStates.READY,
+            "errors": keep_errors(job, record),
+            "lease_expires_at": None,
+            "modified": now,
+        }
+        if failed:
+            values["finished_at"] = now
+        landed = manager.filter(
+            pk=job.pk,
+            state=JobStates.PROCESSING,
+            lease_owner=job.lease_owner,
+            lease_expires_at=job.lease_expires_at,
+        ).update(**values)
+        if landed:
+            for field, value in values.items():
+                setattr(job, field, value)
+            rescued.append(Rescued(job, error, failed, max_attempts))
+    return rescued
+
+
+# --- error records -----------------------------------------------------------------------------
+
+
+def error_record(error: BaseException, job: Job, task: str, owner: str) -> dict[str, Any]:
+    """The JSON entry kept in ``job.errors`` for one failed attempt."""
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    message = str(error)
+    kind = type(error)
+    return {
+        "attempt": job.attempts,
+        "task": task,
+        "type": f"{kind.__module__}.{kind.__qualname__}",
+        "message": message[:2000],
+        "message_line": (message.splitlines() or [""])[0][:200],
+        "traceback": text[-conf.MAX_TRACEBACK_CHARS :],
+        "worker": owner,
+        "at": timezone.now().isoformat(),
+    }
+
+
+def keep_errors(job: Job, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """``job.errors`` with ``record`` added, the oldest dropped past DBQ_MAX_ERRORS_KEPT."""
+    errors = job.errors if isinstance(job.errors, list) else []
+    return [*errors, record][-conf.max_errors_kept() :]
+
+
+def _storable(value: Any) -> bool:
+    """Whether ``value`` can be stored as a workspace on every supported database."""
+    try:
+        validate_workspace(value)
+    except InvalidWorkspaceError:
+        return False
+    return True
+
+
+# --- logging what was written ---------------------------------------------------------------------
+
+
+def log_finish(job: Job, task: str, outcome: str, duration: float) -> None:
+    """Log the end of a step whose outcome was written (or was ``lost``)."""
+    if outcome == "lost":
+        logger.warning(
+            "Job outcome discarded: id=%s name=%s: this worker no longer holds its lease "
+            "(it was rescued by another worker)",
+            job.pk,
+            job.name,
+        )
+        return
+    logger.info(
+        "Job finished: id=%s name=%s task=%s outcome=%s duration=%.1fms",
+        job.pk,
+        job.name,
+        task,
+        outcome,
+        duration * 1000,
+    )
