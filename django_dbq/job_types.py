@@ -187,6 +187,17 @@ def _entry_problems(name: Any, entry: Any) -> tuple[dict[str, Any] | None, list[
                 'Give a non-empty list of dotted paths: "tasks": ["app.tasks.step_one"].',
             )
         )
+    if isinstance(tasks, (list, tuple)) and all(isinstance(t, str) for t in tasks):
+        repeated = sorted({t for t in tasks if tasks.count(t) > 1})
+        if repeated:
+            problems.append(
+                Problem(
+                    "django_dbq.E012",
+                    f"JOBS[{name!r}] lists {', '.join(map(repr, repeated))} more than once.",
+                    "A job's next step is found by its task path, so each path may appear "
+                    "once in a chain: give the repeated step a function of its own.",
+                )
+            )
     for key in entry:
         if key not in KNOWN_KEYS:
             problems.append(

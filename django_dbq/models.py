@@ -60,8 +60,10 @@ class JobQuerySet(models.QuerySet["Job"]):
         return self.filter(state=JobStates.PROCESSING, lease_owner=owner)
 
     def lease_expired(self, *, now: datetime.datetime | None = None) -> JobQuerySet:
-        """PROCESSING jobs whose worker stopped renewing their lease."""
-        return self.filter(state=JobStates.PROCESSING, lease_expires_at__lt=now or timezone.now())
+        """PROCESSING jobs whose worker stopped renewing their lease, or that have no
+        lease at all (set PROCESSING by hand or by another system): nobody renews them."""
+        lapsed = Q(lease_expires_at__lt=now or timezone.now()) | Q(lease_expires_at__isnull=True)
+        return self.filter(lapsed, state=JobStates.PROCESSING)
 
     def finished(self) -> JobQuerySet:
         return self.filter(state__in=FINISHED_STATES)
@@ -449,27 +451,87 @@ class Job(models.Model):
         return {row["queue_name"]: row["count"] for row in rows}
 
 
+#: Deepest nesting of objects and arrays a workspace may have: MariaDB's JSON limit
+#: (PostgreSQL and SQLite allow more; a workspace valid on one database is valid on all).
+MAX_WORKSPACE_DEPTH = 32
+
+
 def validate_workspace(workspace: Any) -> None:
-    """Raise :class:`InvalidWorkspaceError` unless ``workspace`` is a JSON-serialisable dict."""
+    """Raise :class:`InvalidWorkspaceError` unless ``workspace`` is a dict that every
+    supported database stores as it is.
+
+    That is strict JSON (no NaN or Infinity, no NUL characters, no lone
+    surrogates), nested at most :data:`MAX_WORKSPACE_DEPTH` deep, and at most
+    ``DBQ_MAX_WORKSPACE_BYTES`` long as the JSON text the database receives
+    (non-ASCII characters travel as ``\\uXXXX`` escapes, six bytes each).
+    """
     if not isinstance(workspace, dict):
         raise InvalidWorkspaceError(
             f"The workspace must be a dict (a JSON object), not {type(workspace).__name__}."
         )
     try:
-        # Strict JSON that every supported database can store: no NaN or Infinity, no
-        # lone surrogates (the encode fails) and, below, no NUL characters (jsonb).
-        text = json.dumps(workspace, allow_nan=False, ensure_ascii=False)
-        size = len(text.encode("utf-8"))
+        text = json.dumps(workspace, allow_nan=False)  # as JSONField writes it
     except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidWorkspaceError(f"The workspace is not JSON-serialisable: {exc}.") from None
-    limit = conf.max_workspace_bytes()
-    if limit is not None and size > limit:
+        where = "" if isinstance(exc, RecursionError) else _bad_value_path(workspace)
         raise InvalidWorkspaceError(
-            f"The workspace is {size} bytes of JSON; the limit is {limit} "
+            f"The workspace is not JSON-serialisable{where}: {exc}."
+        ) from None
+    limit = conf.max_workspace_bytes()
+    if limit is not None and len(text) > limit:
+        raise InvalidWorkspaceError(
+            f"The workspace is {len(text)} bytes of JSON; the limit is {limit} "
             "(the DBQ_MAX_WORKSPACE_BYTES setting)."
         )
     if "\\u0000" in text and _contains_nul(workspace):
         raise InvalidWorkspaceError("The workspace contains a NUL character (\\u0000).")
+    if "\\ud" in text:  # a surrogate pair (fine) or a lone surrogate (not UTF-8)
+        try:
+            json.dumps(workspace, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidWorkspaceError(
+                "The workspace is not JSON-serialisable: it contains a lone surrogate "
+                "(text that is not valid Unicode)."
+            ) from None
+    if text.count("[") + text.count("{") > MAX_WORKSPACE_DEPTH:
+        depth = _depth(workspace)
+        if depth > MAX_WORKSPACE_DEPTH:
+            raise InvalidWorkspaceError(
+                f"The workspace is nested {depth} levels deep; the limit is "
+                f"{MAX_WORKSPACE_DEPTH} (MariaDB's)."
+            )
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, (list, tuple)):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _bad_value_path(value: Any, path: str = "") -> str:
+    """Where the first value JSON cannot hold is, as " at workspace['a'][0]", or ""."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                return f" at workspace{path} (key {key!r})"
+            found = _bad_value_path(item, f"{path}[{key!r}]")
+            if found:
+                return found
+        return ""
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _bad_value_path(item, f"{path}[{index}]")
+            if found:
+                return found
+        return ""
+    if value is None or isinstance(value, (str, int, bool)):
+        return ""
+    if isinstance(value, float):
+        return "" if value == value and value not in (float("inf"), float("-inf")) else (
+            f" at workspace{path}"
+        )
+    return f" at workspace{path} ({type(value).__name__})"
 
 
 def _contains_nul(value: Any) -> bool:

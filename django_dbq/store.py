@@ -16,11 +16,11 @@ import datetime
 import json
 import logging
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from django.db import models
+from django.db import DatabaseError, connections, models, router
 from django.db.models import Count, Min
 from django.utils import timezone
 
@@ -50,6 +50,9 @@ class Outcome:
     duration: float
     task: str = ""
     workspace_changed: bool = False
+    # Set by complete(): True once written, False if the job was no longer held or
+    # failed instead; None while not yet handled.
+    written: bool | None = None
 
 
 # --- claiming ------------------------------------------------------------------------------
@@ -199,16 +202,24 @@ def retry(job: Job, owner: str, record: dict[str, Any], run_after: datetime.date
     )
 
 
-def fail(job: Job, owner: str, record: dict[str, Any]) -> bool:
-    """The last attempt failed (or the row can never run): FAILED."""
+def fail(job: Job, owner: str, record: dict[str, Any], *, keep_workspace: bool = False) -> bool:
+    """The last attempt failed (or the row can never run): FAILED.
+
+    The workspace the task left is saved if the database can store it; if not (or
+    with ``keep_workspace``) the row keeps the last workspace saved, so the job's
+    input is not lost.
+    """
+    values: dict[str, Any] = {}
+    if not keep_workspace and _storable(job.workspace):
+        values["workspace"] = job.workspace
     return _guarded_update(
         job,
         owner,
         state=JobStates.FAILED,
         errors=keep_errors(job, record),
-        workspace=job.workspace if _storable(job.workspace) else {},
         finished_at=timezone.now(),
         lease_expires_at=None,
+        **values,
     )
 
 
@@ -216,50 +227,103 @@ def complete(owner: str, outcomes: list[Outcome]) -> int:
     """Write many completions at once, and log each one written.
 
     Jobs whose workspace is unchanged take one UPDATE in all; the others one
-    ``bulk_update`` per few MiB of workspaces. Returns how many rows this worker
-    still held and so wrote.
+    ``bulk_update`` per few MiB of workspaces. If the database refuses a statement
+    (one workspace it cannot store, say), those jobs are written one by one, and a
+    job the database refuses again ends FAILED with that error and the last
+    workspace saved: one bad row never holds back the others. Sets each outcome's
+    ``written`` and returns how many rows this worker still held and so wrote. A
+    database that cannot be reached raises; the outcomes not yet handled are those
+    whose ``written`` is still ``None``.
     """
-    if not outcomes:
-        return 0
     now = timezone.now()
-    manager = Job.objects
-    same = [o.job.pk for o in outcomes if not o.workspace_changed]
-    changed = [o.job for o in outcomes if o.workspace_changed]
-    final = {
+    final = _final_values(now)
+    same = [o for o in outcomes if not o.workspace_changed]
+    groups = [same] if same else []
+    groups += _by_size([o for o in outcomes if o.workspace_changed])
+    written = 0
+    for group in groups:
+        held = Job.objects.held_by(owner)
+        try:
+            if group is same:
+                count = held.filter(pk__in=[o.job.pk for o in group]).update(**final)
+            else:
+                for outcome in group:
+                    _set(outcome.job, final)
+                count = held.bulk_update([o.job for o in group], [*final, "workspace"])
+        except DatabaseError as exc:
+            _forget_if_broken()
+            logger.warning("Could not save %d completions at once (%s)", len(group), exc)
+            written += sum(_complete_one(owner, outcome) for outcome in group)
+            continue
+        written += count
+        for outcome in group:
+            _set(outcome.job, final)
+            outcome.written = True
+            log_finish(outcome.job, outcome.task, "completed", outcome.duration)
+    return written
+
+
+def _final_values(now: datetime.datetime) -> dict[str, Any]:
+    return {
         "state": JobStates.COMPLETED,
         "next_task": "",
         "finished_at": now,
         "lease_expires_at": None,
         "modified": now,
     }
-    written = 0
-    if same:
-        written += manager.held_by(owner).filter(pk__in=same).update(**final)
-    if changed:
-        for job in changed:
-            for field, value in final.items():
-                setattr(job, field, value)
-        for chunk in _by_size(changed):
-            written += manager.held_by(owner).bulk_update(chunk, [*final, "workspace"])
-    for outcome in outcomes:
-        job = outcome.job
-        job.state, job.next_task, job.finished_at = JobStates.COMPLETED, "", now
+
+
+def _set(job: Job, values: dict[str, Any]) -> None:
+    for field, value in values.items():
+        setattr(job, field, value)
+
+
+def _complete_one(owner: str, outcome: Outcome) -> int:
+    """Write one completion; if the database refuses it twice, fail the job instead."""
+    job = outcome.job
+    final = _final_values(timezone.now())
+    if outcome.workspace_changed:
+        final["workspace"] = job.workspace
+    error: DatabaseError | None = None
+    for _ in range(2):
+        try:
+            count = Job.objects.held_by(owner).filter(pk=job.pk).update(**final)
+        except DatabaseError as exc:
+            _forget_if_broken()
+            error = exc
+            continue
+        _set(job, final)
+        outcome.written = bool(count)
         log_finish(job, outcome.task, "completed", outcome.duration)
-    return written
+        return count
+    logger.error("The database refused the completion of job %s: %s", job.pk, error)
+    assert error is not None
+    failed = fail(job, owner, error_record(error, job, outcome.task, owner), keep_workspace=True)
+    outcome.written = False
+    log_finish(job, outcome.task, "failed" if failed else "lost", outcome.duration)
+    return 0
 
 
-def _by_size(jobs: list[Job]) -> Iterable[list[Job]]:
-    chunk: list[Job] = []
-    size = 0
-    for job in jobs:
-        length = len(json.dumps(job.workspace))
-        if chunk and size + length > BULK_UPDATE_BYTES:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(job)
+def _forget_if_broken() -> None:
+    """Close the connection a failed statement left unusable (it reconnects on use)."""
+    connection = connections[router.db_for_write(Job)]
+    if connection.in_atomic_block:
+        return
+    if not connection.is_usable():
+        connection.close()
+
+
+def _by_size(outcomes: list[Outcome]) -> list[list[Outcome]]:
+    chunks: list[list[Outcome]] = []
+    size = BULK_UPDATE_BYTES
+    for outcome in outcomes:
+        length = len(json.dumps(outcome.job.workspace))
+        if size + length > BULK_UPDATE_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(outcome)
         size += length
-    if chunk:
-        yield chunk
+    return chunks
 
 
 def finish_tracked(job: Job, owner: str) -> bool:
@@ -344,10 +408,16 @@ def rescue_expired(rescuer: str, *, limit: int = 100) -> list[Rescued]:
     for job in expired:
         job_type = job_types.job_type_for(job)
         max_attempts = job_type.max_attempts if job_type else 1
-        error = WorkerLostError(
-            f"Worker {job.lease_owner} stopped renewing its lease on this job "
-            f"(expired at {job.lease_expires_at.isoformat()})."
-        )
+        if job.lease_expires_at is None:
+            error = WorkerLostError(
+                f"The job was PROCESSING without a lease (owner {job.lease_owner!r}): no "
+                "worker was renewing it."
+            )
+        else:
+            error = WorkerLostError(
+                f"Worker {job.lease_owner} stopped renewing its lease on this job "
+                f"(expired at {job.lease_expires_at.isoformat()})."
+            )
         record = error_record(error, job, job.next_task, job.lease_owner)
         record["traceback"] = ""
         record["rescued_by"] = rescuer
@@ -378,20 +448,52 @@ def rescue_expired(rescuer: str, *, limit: int = 100) -> list[Rescued]:
 
 
 def error_record(error: BaseException, job: Job, task: str, owner: str) -> dict[str, Any]:
-    """The JSON entry kept in ``job.errors`` for one failed attempt."""
-    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    message = str(error)
+    """The JSON entry kept in ``job.errors`` for one failed attempt.
+
+    Whatever the exception: a message that cannot be had from ``str()`` falls back
+    to ``repr()``, then to the type's name, and text every database can store is
+    made of what it holds (NUL characters and lone surrogates escaped).
+    """
     kind = type(error)
+    message = _message_of(error)
+    try:
+        text = "".join(traceback.format_exception(kind, error, error.__traceback__))
+    except Exception:
+        text = "".join(traceback.format_tb(error.__traceback__)) + f"{kind.__name__}: {message}"
+    message = storable_text(message)
     return {
         "attempt": job.attempts,
         "task": task,
         "type": f"{kind.__module__}.{kind.__qualname__}",
         "message": message[:2000],
         "message_line": (message.splitlines() or [""])[0][:200],
-        "traceback": text[-conf.MAX_TRACEBACK_CHARS :],
+        "traceback": storable_text(text[-conf.MAX_TRACEBACK_CHARS :]),
         "worker": owner,
         "at": timezone.now().isoformat(),
     }
+
+
+def _message_of(error: BaseException) -> str:
+    for describe in (str, repr):
+        try:
+            text = describe(error)
+            if isinstance(text, str):
+                return text
+        except Exception:
+            continue
+    return type(error).__name__
+
+
+def storable_text(text: str) -> str:
+    """``text`` with what some database refuses escaped: NUL (PostgreSQL) as ``\\x00``
+    and lone surrogates (every UTF-8 database) as ``\\udXXX``."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def keep_errors(job: Job, record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -24,10 +24,10 @@ import logging
 import time
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, connections
+from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
-from .. import job_types, signals, store
+from .. import job_types, options, signals, store
 from ..exceptions import PermanentJobError
 from ..models import Job, validate_workspace
 from ..store import Outcome, OutcomeKind, error_record, log_finish
@@ -94,7 +94,7 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
         job_types.resolve(task)(job)
     except PermanentJobError as exc:
         error, permanent = exc, True
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit too: it fails this job, not the worker
         error = exc
     if error is None:
         assert job_type is not None
@@ -128,7 +128,7 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
 def _post_task_hook(job_type: job_types.JobType, job: Job) -> None:
     try:
         _call_hook(job_type.post_task_hook, job)
-    except Exception:
+    except BaseException:
         logger.exception("Post-task hook of job %s raised; ignored", job.pk)
 
 
@@ -145,7 +145,7 @@ def _settle_failure(
     record = error_record(error, job, task, owner)
     max_attempts = job_type.max_attempts if job_type else 1
     if not permanent and job.attempts < max_attempts and job_type is not None:
-        delay = job_type.retry_delay(job.attempts)
+        delay = _retry_delay(job_type, job.attempts)
         run_after = timezone.now() + datetime.timedelta(seconds=delay)
         landed = persist(store.retry, job, owner, record, run_after)
         if landed:
@@ -176,7 +176,7 @@ def _settle_failure(
             if job_type is not None:
                 try:
                     _call_hook(job_type.failure_hook, job, error)
-                except Exception:
+                except BaseException:
                     logger.exception("Failure hook of job %s raised; ignored", job.pk)
             _send(signals.job_failed, job=job, exception=error)
         kind = "failed" if landed else "lost"
@@ -219,7 +219,7 @@ def run_batch(batch: list[Job], owner: str, befores: list[str | None]) -> list[O
     error: BaseException | None = None
     try:
         job_types.resolve(task)(jobs_only)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit too: it fails this batch, not the worker
         error = exc
         _forget_broken_connections()
     duration = time.monotonic() - start
@@ -246,13 +246,37 @@ def run_batch(batch: list[Job], owner: str, befores: list[str | None]) -> list[O
     return outcomes
 
 
+def _retry_delay(job_type: job_types.JobType, attempt: int) -> float:
+    """The job type's retry delay; a backoff function that raises or returns something
+    other than a finite number of seconds from 0 to a year is logged, and the default
+    exponential backoff is used instead."""
+    try:
+        delay = float(job_type.retry_delay(attempt))
+        if options.BACKOFF.valid(delay):
+            return delay
+        problem = f"it returned {delay!r}"
+    except Exception as exc:
+        problem = f"it raised {type(exc).__name__}: {exc}"
+    logger.error(
+        "The backoff of job type %s is broken (%s); using the default backoff",
+        job_type.name,
+        problem,
+    )
+    return job_types.JobType(job_type.name, job_type.tasks).retry_delay(attempt)
+
+
 def persist(write: Any, *args: Any, attempts: int = 6) -> Any:
-    """Run a guarded write, riding out a lost database connection with backoff."""
+    """Run a guarded write, riding out a lost database connection with backoff.
+
+    Only errors a reconnection can cure (``OperationalError``, ``InterfaceError``)
+    are retried; one the database will refuse again (bad data, a constraint) is
+    raised at once.
+    """
     delay = 0.2
     for attempt in range(1, attempts + 1):
         try:
             return write(*args)
-        except (DatabaseError, InterfaceError) as exc:
+        except (OperationalError, InterfaceError) as exc:
             if attempt == attempts:
                 raise
             logger.warning("Database error while saving a job (%s); retrying in %.1fs", exc, delay)
@@ -289,7 +313,7 @@ def rescue_expired(rescuer: str) -> int:
             if job_type is not None:
                 try:
                     _call_hook(job_type.failure_hook, job, lost.error)
-                except Exception:
+                except BaseException:
                     logger.exception("Failure hook of job %s raised; ignored", job.pk)
             _send(signals.job_failed, job=job, exception=lost.error)
         else:

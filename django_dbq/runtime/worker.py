@@ -90,7 +90,8 @@ class Worker:
 
         self._ready: queue.SimpleQueue[tuple[Any, Any] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._held: dict[Any, float] = {}  # every job this worker holds -> its lease length
+        # Every job this worker holds: id -> (lease length, the claimed Job instance).
+        self._held: dict[Any, tuple[float, Job]] = {}
         self._running: set[Any] = set()
         self._done: list[Outcome] = []
         self._wake = threading.Event()
@@ -119,6 +120,7 @@ class Worker:
         self._runners: list[threading.Thread] = []
         self._helpers: list[threading.Thread] = []
         self.processed = 0
+        self.crashed = False  # a thread of the worker failed; it stopped (exit status 1)
 
     # --- public -----------------------------------------------------------------------
 
@@ -218,7 +220,7 @@ class Worker:
         with self._lock:
             for job in claimed:
                 job_type = job_types.job_type_for(job)
-                self._held[job.pk] = job_type.lease() if job_type else self.lease
+                self._hold(job, job_type.lease() if job_type else self.lease)
         for job in claimed:
             self._ready.put((job, executor.snapshot(job)))
         return len(claimed)
@@ -253,7 +255,7 @@ class Worker:
             lease = job_types.get_job_type(name).lease()
             with self._lock:
                 for job in batch:
-                    self._held[job.pk] = lease
+                    self._hold(job, lease)
             self._ready.put((batch, [executor.snapshot(job) for job in batch]))
             claimed += len(batch)
         return claimed
@@ -272,7 +274,11 @@ class Worker:
             written = store.complete(self.owner, done)
         except BaseException:
             with self._lock:
-                self._done[:0] = done  # keep them for the next try
+                # Keep those not yet handled for the next try; let the others go.
+                self._done[:0] = [o for o in done if o.written is None]
+                for outcome in done:
+                    if outcome.written is not None:
+                        self._drop(outcome.job)
             raise
         if written != len(done):
             logger.warning(
@@ -284,7 +290,19 @@ class Worker:
             )
         with self._lock:
             for outcome in done:
-                self._held.pop(outcome.job.pk, None)
+                self._drop(outcome.job)
+
+    def _hold(self, job: Job, lease: float) -> None:
+        """Note a claimed job (under ``self._lock``): its lease is renewed until dropped."""
+        self._held[job.pk] = (lease, job)
+
+    def _drop(self, job: Job) -> None:
+        """Forget a job this worker finished with (under ``self._lock``), unless the entry
+        is a newer claim of the same job: a chain's next step, claimed again by the main
+        thread between the runner's READY write and this call."""
+        entry = self._held.get(job.pk)
+        if entry is not None and entry[1] is job:
+            del self._held[job.pk]
 
     # --- runner threads -------------------------------------------------------------------
 
@@ -334,7 +352,7 @@ class Worker:
             with self._lock:
                 for job in batch:
                     self._running.discard(job.pk)
-                    self._held.pop(job.pk, None)
+                    self._drop(job)
             return
         if len(outcomes) == 1:
             self._avg_duration = 0.8 * self._avg_duration + 0.2 * outcomes[0].duration
@@ -345,7 +363,7 @@ class Worker:
                 if outcome.kind == "completed":
                     self._done.append(outcome)
                 else:
-                    self._held.pop(outcome.job.pk, None)
+                    self._drop(outcome.job)
         self._done_ready.set()
         self._wake_if_hungry()
 
@@ -393,6 +411,12 @@ class Worker:
                     backoff = min(backoff * 2, self._renew_every)
                     self._done_ready.set()
                 self._wake.set()
+        except BaseException:
+            # Without this thread no lease is renewed and no completion written: a worker
+            # that went on would see its running jobs rescued under it. Stop instead.
+            logger.exception("The completer thread failed; stopping this worker")
+            self.crashed = True
+            self.request_stop()
         finally:
             connections.close_all()
 
@@ -402,7 +426,7 @@ class Worker:
         """Push back the lease of every job this worker holds (from the completer)."""
         with self._lock:
             by_lease: dict[float, list[Any]] = {}
-            for pk, seconds in self._held.items():
+            for pk, (seconds, _) in self._held.items():
                 by_lease.setdefault(seconds, []).append(pk)
         if by_lease:
             store.renew_leases(self.owner, by_lease)

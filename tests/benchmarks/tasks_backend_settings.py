@@ -8,7 +8,12 @@ no JOBS job types, one django.tasks backend taking any queue, and quiet logs
 from tests.settings import *  # noqa: F403
 
 JOBS = {}
-TASKS = {"default": {"BACKEND": "django_dbq.integrations.tasks_backend.DatabaseBackend", "QUEUES": []}}
+TASKS = {
+    "default": {
+        "BACKEND": "django_dbq.integrations.tasks_backend.DatabaseBackend",
+        "QUEUES": [],
+    }
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -87,10 +87,13 @@ class Command(BaseCommand):
             sys.exit(Supervisor(processes, sys.argv, burst=options["burst"]).run())
         from django_dbq.runtime.worker import Worker
 
+        worker = Worker(queues, **settings)
         try:
-            Worker(queues, **settings).run()
+            worker.run()
         except DbqError as exc:
             raise CommandError(str(exc)) from None
+        if worker.crashed:
+            sys.exit(1)
 
     def _configure_logging(self, verbosity):
         logger = logging.getLogger("django_dbq")
