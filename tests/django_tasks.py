@@ -1,7 +1,8 @@
-"""django.tasks tasks for tests/test_tasks.py (Django 6.0+; imported only there).
+"""django.tasks tasks for tests/integrations/test_tasks_backend*.py (Django 6.0+; imported
+only there).
 
 Several mirror the test tasks of django-tasks-db, whose backend tests
-tests/test_tasks.py ports.
+tests/integrations/test_tasks_backend.py ports.
 """
 
 import asyncio

@@ -179,7 +179,8 @@ JOBS = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Django's tasks framework (django.tasks, Django 6.0+) through django_dbq's backend; on
-# Django 5.2 there is no TASKS setting and tests/test_tasks.py is skipped.
+# Django 5.2 there is no TASKS setting and tests/integrations/test_tasks_backend*.py are
+# skipped.
 if django.VERSION >= (6, 0):
     TASKS = {
         "default": {

@@ -1,10 +1,10 @@
 """The bad-input table, where the other test modules leave gaps.
 
 Every row: a clear one-line error, and nothing written. Covered elsewhere and not
-repeated here: create_job and delete_old_jobs garbage (test_commands.py), their
-parsing (test_command_options.py), the Job API's validation (test_models.py), every system
-check (test_checks.py), bad --concurrency/--grace/--poll-interval
-(test_worker.py) and tampered rows in the executor (test_executor.py).
+repeated here: create_job and delete_old_jobs garbage (management/test_commands.py),
+their parsing (management/test_options.py), the Job API's validation (test_models.py),
+every system check (test_checks.py), bad --concurrency/--grace/--poll-interval
+(runtime/test_worker.py) and tampered rows in the executor (runtime/test_executor.py).
 
 Here: queue names and the remaining worker options, workspaces too large for the
 database, rows tampered in the database (run by a real worker, which must fail
@@ -85,6 +85,7 @@ def test_bad_command_options_are_one_line_errors_that_start_nothing(args, messag
     assert Job.objects.get().state == Job.STATES.NEW
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_bad_worker_queue_name_is_one_line_on_stderr_from_a_real_process():
     result = run_command("worker", LONG_QUEUE)
@@ -185,7 +186,8 @@ def test_completions_with_large_workspaces_are_written_in_statements_the_databas
     for job in claimed:
         job.workspace = {"blob": "x" * 1_500_000}
 
-    assert store.complete(OWNER, [store.Outcome(job, "completed", 0.0, workspace_changed=True) for job in claimed]) == 12
+    outcomes = [store.Outcome(job, "completed", 0.0, workspace_changed=True) for job in claimed]
+    assert store.complete(OWNER, outcomes) == 12
     assert Job.objects.filter(state=Job.STATES.COMPLETED).count() == 12
 
 

@@ -60,7 +60,9 @@ def test_e001_jobs_missing(settings):
 
 def test_no_e001_when_only_django_tasks_are_run_by_our_backend(settings):
     del settings.JOBS
-    settings.TASKS = {"default": {"BACKEND": "django_dbq.integrations.tasks_backend.DatabaseBackend"}}
+    settings.TASKS = {
+        "default": {"BACKEND": "django_dbq.integrations.tasks_backend.DatabaseBackend"}
+    }
 
     assert not [m for m in dbq_messages() if m.id == "django_dbq.E001"]
 

@@ -138,9 +138,12 @@ def test_job_state_is_written_only_by_the_store_and_the_database_backends():
                 and "objects" in ast.unparse(node.func.value)
             ):
                 writers.append(f"{name}:{node.lineno} {ast.unparse(node)[:60]}")
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                if _SQL_UPDATE.search(node.value):
-                    writers.append(f"{name}:{node.lineno} SQL UPDATE")
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and _SQL_UPDATE.search(node.value)
+            ):
+                writers.append(f"{name}:{node.lineno} SQL UPDATE")
     assert writers == []
 
 

@@ -1,4 +1,4 @@
-"""django_dbq.jobs: parsing the JOBS setting into frozen JobType definitions."""
+"""django_dbq.job_types: parsing the JOBS setting into frozen JobType definitions."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def linear_backoff(attempt: int) -> float:
 
 
 def test_list_form_parses_into_a_job_type_with_default_options():
-    parsed, problems = job_types.validate({"short": ["tests.tasks.step_one", "tests.tasks.step_two"]})
+    parsed, problems = job_types.validate(
+        {"short": ["tests.tasks.step_one", "tests.tasks.step_two"]}
+    )
 
     assert problems == []
     assert parsed == {
@@ -182,14 +184,14 @@ def test_retry_delay_of_zero_backoff_is_zero():
 
 
 def test_retry_delay_with_a_dotted_path_calls_it_with_the_attempt():
-    job_type = JobType(name="r", tasks=("x.y",), backoff="tests.test_jobs.linear_backoff")
+    job_type = JobType(name="r", tasks=("x.y",), backoff="tests.test_job_types.linear_backoff")
 
     assert job_type.retry_delay(1) == 10.0
     assert job_type.retry_delay(3) == 30.0
 
 
 def test_dotted_path_backoff_parses_from_the_setting():
-    raw = {"r": {"tasks": ["tests.tasks.noop"], "backoff": "tests.test_jobs.linear_backoff"}}
+    raw = {"r": {"tasks": ["tests.tasks.noop"], "backoff": "tests.test_job_types.linear_backoff"}}
 
     parsed, problems = job_types.validate(raw)
 
@@ -309,7 +311,7 @@ def builtin(monkeypatch):
         name="dbq.test",
         tasks=("tests.tasks.noop",),
         max_attempts=2,
-        job_options="tests.test_jobs.per_job_options",
+        job_options="tests.test_job_types.per_job_options",
     )
     monkeypatch.setitem(job_types.BUILTIN_JOB_TYPES, "dbq.test", job_type)
     return job_type
@@ -348,7 +350,8 @@ def test_job_type_for_applies_the_jobs_own_options(builtin):
 
 
 def test_job_type_for_a_jobs_type_or_an_unknown_name():
-    assert job_types.job_type_for(SimpleNamespace(name="noop", pk=1)) is job_types.get_job_type("noop")
+    noop = job_types.get_job_type("noop")
+    assert job_types.job_type_for(SimpleNamespace(name="noop", pk=1)) is noop
     assert job_types.job_type_for(SimpleNamespace(name="gone", pk=1)) is None
 
 
@@ -356,7 +359,7 @@ def test_job_type_for_falls_back_when_job_options_fails(builtin, monkeypatch, ca
     monkeypatch.setitem(
         job_types.BUILTIN_JOB_TYPES,
         "dbq.test",
-        dataclasses.replace(builtin, job_options="tests.test_jobs.broken_options"),
+        dataclasses.replace(builtin, job_options="tests.test_job_types.broken_options"),
     )
     job = SimpleNamespace(name="dbq.test", pk=7, workspace={})
     assert job_types.job_type_for(job).max_attempts == 2

@@ -1,4 +1,5 @@
-"""worker.py, end to end: real ``manage.py worker`` processes, signals and kills."""
+"""django_dbq.runtime.worker and supervisor, end to end: real ``manage.py worker``
+processes, signals and kills."""
 
 from __future__ import annotations
 

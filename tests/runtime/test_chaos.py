@@ -1,4 +1,5 @@
-"""The short form of the chaos suite (tests/chaos), on the database of this test run.
+"""django_dbq.runtime under faults: the short form of the chaos suite (tests/chaos),
+on the database of this test run.
 
 Real worker processes are SIGKILLed, cut off from the database and shut down
 while they run jobs; each run checks that no job was lost, left stuck, run twice

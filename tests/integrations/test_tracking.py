@@ -1,4 +1,5 @@
-"""tracking.py and the context-object helpers: operations recorded as jobs."""
+"""django_dbq.integrations.tracking and the context-object helpers: operations recorded
+as jobs."""
 
 from __future__ import annotations
 
@@ -97,6 +98,7 @@ def test_cancel_pending_deletes_only_jobs_that_have_not_started():
     assert Job.objects.filter(pk__in=[running.pk, elsewhere.pk]).count() == 2
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_an_operation_whose_process_died_is_failed_by_the_rescue(tmp_path):
     marker = tmp_path / "inside"

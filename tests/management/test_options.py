@@ -1,4 +1,4 @@
-"""django_dbq.cli: parsing and validating the management commands' options."""
+"""django_dbq.management.options: parsing and validating the management commands' options."""
 
 from __future__ import annotations
 

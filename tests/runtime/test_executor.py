@@ -1,4 +1,5 @@
-"""executor.py: one claimed job's chain step, hooks, retries, failures and rescue."""
+"""django_dbq.runtime.executor: one claimed job's chain step, hooks, retries, failures
+and rescue."""
 
 from __future__ import annotations
 
@@ -181,20 +182,6 @@ def test_a_write_by_a_worker_that_lost_its_lease_changes_nothing():
     assert not any(c[0] == "failure_hook" for c in tasks.calls)
 
 
-def test_completions_are_written_in_one_statement_and_only_where_still_held(
-    django_assert_max_num_queries,
-):
-    Job.objects.bulk_create_jobs([{"name": "noop"} for _ in range(20)])
-    claimed = store.claim(OWNER, ["default"], 20, 30)
-    stolen = claimed[0]
-    Job.objects.filter(pk=stolen.pk).update(lease_owner="thief")
-    with django_assert_max_num_queries(1):
-        written = store.complete(OWNER, [store.Outcome(j, "completed", 0.0) for j in claimed])
-    assert written == 19
-    assert Job.objects.filter(state=Job.STATES.COMPLETED).count() == 19
-    assert Job.objects.get(pk=stolen.pk).state == Job.STATES.PROCESSING
-
-
 def test_rescue_returns_an_expired_job_to_ready_with_the_attempt_counted():
     job = Job.objects.create(name="record")
     claim_one()
@@ -229,25 +216,6 @@ def test_rescue_leaves_live_leases_alone():
     assert executor.rescue_expired("rescuer") == 0
     job.refresh_from_db()
     assert job.state == Job.STATES.PROCESSING
-
-
-def test_release_hands_jobs_back_without_spending_an_attempt():
-    job = Job.objects.create(name="record")
-    claim_one()
-    assert store.release(OWNER, [job.pk]) == 1
-    job.refresh_from_db()
-    assert job.state == Job.STATES.READY
-    assert job.attempts == 0
-    assert store.release(OWNER, [job.pk]) == 0
-
-
-def test_renewing_leases_pushes_expiry_only_for_held_jobs():
-    mine = Job.objects.create(name="record")
-    claim_one()
-    old = Job.objects.get(pk=mine.pk).lease_expires_at
-    assert store.renew_leases(OWNER, {120.0: [mine.pk]}) == 1
-    assert Job.objects.get(pk=mine.pk).lease_expires_at > old + datetime.timedelta(seconds=60)
-    assert store.renew_leases("another", {120.0: [mine.pk]}) == 0
 
 
 def test_signals_are_sent_for_start_finish_retry_and_failure():

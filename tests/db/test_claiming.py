@@ -1,4 +1,5 @@
-"""claiming.py: what a claim takes, in what order, and that no job is claimed twice."""
+"""django_dbq.store.claim on each database backend: what a claim takes, in what order,
+and that no job is claimed twice; the claim index and PostgreSQL's NOTIFY trigger."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The create_job, delete_old_jobs and queue_depth management commands.
+"""django_dbq.management.commands: create_job, delete_old_jobs and queue_depth.
 
 Most cases go through ``call_command``; the user-visible contract (exit status,
 one ``CommandError:`` line on stderr, no traceback) is checked with real
@@ -302,6 +302,7 @@ def test_queue_depth_exclude_future_jobs(queued_jobs, flag):
 # --- real subprocesses: exit status, stdout and stderr as a user sees them -----------------------
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_create_job_process_prints_the_id_and_exits_0():
     result = run_command("create_job", "noop", "--workspace", '{"n": 1}', "--queue_name", "emails")
@@ -313,6 +314,7 @@ def test_create_job_process_prints_the_id_and_exits_0():
     assert (job.workspace, job.queue_name) == ({"n": 1}, "emails")
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_create_job_process_accepts_a_large_workspace():
     # An argument may be at most 128 KiB long on Linux; stay under it.
@@ -324,6 +326,7 @@ def test_create_job_process_accepts_a_large_workspace():
     assert Job.objects.get(pk=result.stdout.strip()).workspace == workspace
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("args", "fragment"), BAD_CREATE_JOB)
 def test_create_job_process_bad_input_exits_1_with_one_line_and_writes_nothing(args, fragment):
@@ -333,6 +336,7 @@ def test_create_job_process_bad_input_exits_1_with_one_line_and_writes_nothing(a
     assert Job.objects.count() == 0
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_delete_old_jobs_process_prints_the_count():
     make_job(Job.STATES.COMPLETED, age_hours=30)
@@ -346,6 +350,7 @@ def test_delete_old_jobs_process_prints_the_count():
     assert list(Job.objects.values_list("pk", flat=True)) == [waiting.pk]
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("hours", "fragment"), BAD_HOURS)
 def test_delete_old_jobs_process_bad_hours_exits_1_and_deletes_nothing(hours, fragment):
@@ -357,6 +362,7 @@ def test_delete_old_jobs_process_bad_hours_exits_1_and_deletes_nothing(hours, fr
     assert Job.objects.count() == 1
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_queue_depth_process_output(queued_jobs):
     result = run_command("queue_depth", "default", "other")

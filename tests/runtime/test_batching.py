@@ -1,4 +1,5 @@
-"""Batch job types: claiming due batches, per-job outcomes, and real workers."""
+"""django_dbq.runtime, batch job types: claiming due batches, per-job outcomes, and
+real workers."""
 
 from __future__ import annotations
 

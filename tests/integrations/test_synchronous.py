@@ -1,4 +1,4 @@
-"""testing.py: the always-synchronous mode and the in-process helpers."""
+"""django_dbq.integrations.synchronous: the always-synchronous mode and the in-process helpers."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Tests of django_dbq.db: the database backends, claiming and inserting rows."""

@@ -1,0 +1,1 @@
+"""Tests of django_dbq.integrations: the django.tasks backend, tracking, sync mode."""

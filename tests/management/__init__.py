@@ -1,0 +1,1 @@
+"""Tests of django_dbq.management: option parsing and the management commands."""
