@@ -175,7 +175,7 @@ def test_a_task_that_leaves_a_workspace_over_the_limit_fails_its_job_clearly():
     job.refresh_from_db()
     assert job.state == Job.STATES.FAILED
     assert "the limit is 1000" in job.errors[0]["message"]
-    assert job.workspace == {}  # what the task left could not be stored
+    assert job.workspace == {"bytes": 2000}  # the last workspace saved is kept
 
 
 @pytest.mark.django_db

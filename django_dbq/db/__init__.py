@@ -28,6 +28,8 @@ def backend_for(connection: BaseDatabaseWrapper | str) -> Backend:
     """The backend of ``connection`` (a connection or a database alias)."""
     if isinstance(connection, str):
         connection = connections[connection]
+    elif not isinstance(connection, BaseDatabaseWrapper):  # django.db.connection, a proxy
+        connection = connections[connection.alias]
     backend = _made.get(connection)
     if backend is None:
         try:

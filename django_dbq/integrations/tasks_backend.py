@@ -674,7 +674,11 @@ def _option_problems(options: Mapping[str, Any], *, per_task: bool) -> list[str]
         "max_attempts": _options.MAX_ATTEMPTS,
         "backoff": _options.BACKOFF if per_task else _options.dotted_path_or(_options.BACKOFF),
         "backoff_max": _options.BACKOFF_MAX,
-        "lease_seconds": _options.seconds(_lease_minimum()),
+        "lease_seconds": _options.Rule(
+            _options.seconds(_lease_minimum()).valid,
+            f"a number of seconds of at least DBQ_LEASE_SECONDS ({_lease_minimum():g}) "
+            f"and at most {_options.MAX_SECONDS} (a year)",
+        ),
         "timeout": _options.TIMEOUT,
     }
     problems = []

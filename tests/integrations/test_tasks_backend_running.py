@@ -127,7 +127,7 @@ def test_a_task_raising_a_base_exception_fails_and_the_worker_goes_on(task, exce
     result.refresh()
     assert result.status == TaskResultStatus.FAILED
     assert result.errors[0].exception_class is exception
-    assert Job.objects.get().errors[0]["type"] == "django_dbq.tasks.TaskExitError"
+    assert Job.objects.get().errors[0]["type"] == "django_dbq.integrations.tasks_backend.TaskExitError"
 
 def test_takes_context():
     result = t.get_task_id.enqueue()
