@@ -100,10 +100,18 @@ class JobType:
     def first_task(self) -> str:
         return self.tasks[0]
 
-    def task_after(self, task: str) -> str | None:
-        """The step that follows ``task`` in the chain, or ``None`` after the last."""
-        index = self.tasks.index(task)
-        return self.tasks[index + 1] if index + 1 < len(self.tasks) else None
+    def step_of(self, task: str, step: int | None = None) -> int:
+        """The position of ``task`` in the chain: ``step`` if that is where ``task`` is
+        (a chain may list a task more than once), else its first position."""
+        if step is not None and 0 <= step < len(self.tasks) and self.tasks[step] == task:
+            return step
+        return self.tasks.index(task)
+
+    def task_after(self, task: str, step: int | None = None) -> str | None:
+        """The task that follows ``task`` (at ``step``) in the chain, or ``None`` after
+        the last."""
+        index = self.step_of(task, step) + 1
+        return self.tasks[index] if index < len(self.tasks) else None
 
     def lease(self) -> float:
         """The lease length for jobs of this type, in seconds."""
@@ -187,17 +195,6 @@ def _entry_problems(name: Any, entry: Any) -> tuple[dict[str, Any] | None, list[
                 'Give a non-empty list of dotted paths: "tasks": ["app.tasks.step_one"].',
             )
         )
-    if isinstance(tasks, (list, tuple)) and all(isinstance(t, str) for t in tasks):
-        repeated = sorted({t for t in tasks if tasks.count(t) > 1})
-        if repeated:
-            problems.append(
-                Problem(
-                    "django_dbq.E012",
-                    f"JOBS[{name!r}] lists {', '.join(map(repr, repeated))} more than once.",
-                    "A job's next step is found by its task path, so each path may appear "
-                    "once in a chain: give the repeated step a function of its own.",
-                )
-            )
     for key in entry:
         if key not in KNOWN_KEYS:
             problems.append(

@@ -280,6 +280,12 @@ class Job(models.Model):
     queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH, default="default")
     state = models.CharField(max_length=20, choices=JobStates.choices, default=JobStates.NEW)
     next_task = models.CharField(max_length=255, blank=True)
+    step = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Position of next_task in its chain (NULL: its first position).",
+    )
     workspace = models.JSONField(default=dict, blank=True)
     priority = models.IntegerField(default=0, help_text="Higher runs first.")
     run_after = models.DateTimeField(null=True, blank=True, help_text="Do not run before this.")
@@ -349,7 +355,7 @@ class Job(models.Model):
         validate_workspace(self.workspace)
         validate_fields(self)
         if not self.next_task:
-            self.next_task = job_type.first_task
+            self.next_task, self.step = job_type.first_task, 0
         if job_type.batch is not None and self.batch_key is None:
             self.batch_key = ""
         if self.batch_key is not None and job_type.batch is None:
@@ -423,7 +429,10 @@ class Job(models.Model):
 
     def update_next_task(self) -> None:
         """Advance ``next_task`` to the step after it (django-db-queue compatibility)."""
-        self.next_task = self.job_type.task_after(self.next_task) or ""
+        job_type = self.job_type
+        step = job_type.step_of(self.next_task, self.step) + 1
+        self.next_task = job_type.task_after(self.next_task, self.step) or ""
+        self.step = step if self.next_task else None
 
     def get_failure_hook_name(self) -> str | None:
         return self.job_type.failure_hook

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from django.db import DatabaseError, connections, models, router
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import conf, job_types
@@ -124,7 +125,7 @@ def claim_job(
         "lease_owner": owner,
         "lease_expires_at": expires,
         "attempts": models.F("attempts") + 1,
-        "started_at": now,
+        "started_at": now,  # it runs at once, in this process
         "modified": now,
         "finished_at": None,
     }
@@ -177,13 +178,15 @@ def _guarded_update(job: Job, owner: str, **values: Any) -> bool:
     return landed
 
 
-def advance(job: Job, owner: str, next_task: str) -> bool:
-    """A step succeeded and the chain goes on: READY at ``next_task``."""
+def advance(job: Job, owner: str, next_task: str, step: int) -> bool:
+    """A step succeeded and the chain goes on: READY at ``next_task``, position ``step``."""
     return _guarded_update(
         job,
         owner,
         state=JobStates.READY,
         next_task=next_task,
+        step=step,
+        started_at=job.started_at,
         workspace=job.workspace,
         attempts=0,
         lease_expires_at=None,
@@ -198,6 +201,7 @@ def retry(job: Job, owner: str, record: dict[str, Any], run_after: datetime.date
         state=JobStates.READY,
         errors=keep_errors(job, record),
         run_after=run_after,
+        started_at=job.started_at,
         lease_expires_at=None,
     )
 
@@ -217,6 +221,7 @@ def fail(job: Job, owner: str, record: dict[str, Any], *, keep_workspace: bool =
         owner,
         state=JobStates.FAILED,
         errors=keep_errors(job, record),
+        started_at=job.started_at,
         finished_at=timezone.now(),
         lease_expires_at=None,
         **values,
@@ -237,6 +242,9 @@ def complete(owner: str, outcomes: list[Outcome]) -> int:
     """
     now = timezone.now()
     final = _final_values(now)
+    starts = [o.job.started_at for o in outcomes if o.job.started_at is not None]
+    # A row whose start was not marked yet gets the earliest start of the batch.
+    first_start = Coalesce("started_at", Value(min(starts, default=now)))
     same = [o for o in outcomes if not o.workspace_changed]
     groups = [same] if same else []
     groups += _by_size([o for o in outcomes if o.workspace_changed])
@@ -245,11 +253,15 @@ def complete(owner: str, outcomes: list[Outcome]) -> int:
         held = Job.objects.held_by(owner)
         try:
             if group is same:
-                count = held.filter(pk__in=[o.job.pk for o in group]).update(**final)
+                count = held.filter(pk__in=[o.job.pk for o in group]).update(
+                    **final, started_at=first_start
+                )
             else:
                 for outcome in group:
                     _set(outcome.job, final)
-                count = held.bulk_update([o.job for o in group], [*final, "workspace"])
+                count = held.bulk_update(
+                    [o.job for o in group], [*final, "workspace", "started_at"]
+                )
         except DatabaseError as exc:
             _forget_if_broken()
             logger.warning("Could not save %d completions at once (%s)", len(group), exc)
@@ -281,7 +293,7 @@ def _set(job: Job, values: dict[str, Any]) -> None:
 def _complete_one(owner: str, outcome: Outcome) -> int:
     """Write one completion; if the database refuses it twice, fail the job instead."""
     job = outcome.job
-    final = _final_values(timezone.now())
+    final = {**_final_values(timezone.now()), "started_at": job.started_at}
     if outcome.workspace_changed:
         final["workspace"] = job.workspace
     error: DatabaseError | None = None
@@ -341,6 +353,26 @@ def finish_tracked(job: Job, owner: str) -> bool:
 # --- leases ------------------------------------------------------------------------------------
 
 
+def mark_started(owner: str, jobs: list[Job]) -> int:
+    """Record that the tasks of ``jobs`` (held by ``owner``) have started.
+
+    A claim leaves ``started_at`` empty; if the worker is lost, a job with an
+    empty ``started_at`` is handed back without being charged the attempt (see
+    :func:`rescue_expired`). The worker marks its running jobs in batches from
+    its completer thread, so a job lost within the first moments of its task
+    may be handed back uncharged too; :data:`UNCHARGED_RESCUES_MAX` bounds how
+    often.
+    """
+    if not jobs:
+        return 0
+    first = min(job.started_at or timezone.now() for job in jobs)
+    return (
+        Job.objects.held_by(owner)
+        .filter(pk__in=[job.pk for job in jobs], started_at__isnull=True)
+        .update(started_at=first)
+    )
+
+
 def renew_leases(owner: str, leases: dict[float, list[Any]], *, using: str | None = None) -> int:
     """Push back the lease expiry of jobs ``owner`` holds.
 
@@ -384,6 +416,21 @@ def release_untracked(owner: str, tracked: set[Any]) -> int:
     return release(owner, [pk for pk in held.values_list("pk", flat=True) if pk not in tracked])
 
 
+#: How many times in a row a lost job may be handed back uncharged (its task not
+#: seen to start) before the attempt is counted anyway.
+UNCHARGED_RESCUES_MAX = 3
+
+
+def _uncharged(job: Job) -> int:
+    """How many of the job's latest error records are uncharged rescues, in a row."""
+    count = 0
+    for record in reversed(job.errors if isinstance(job.errors, list) else []):
+        if not (isinstance(record, dict) and record.get("charged") is False):
+            break
+        count += 1
+    return count
+
+
 @dataclass
 class Rescued:
     """A job whose worker was lost, as :func:`rescue_expired` left it."""
@@ -421,14 +468,28 @@ def rescue_expired(rescuer: str, *, limit: int = 100) -> list[Rescued]:
         record = error_record(error, job, job.next_task, job.lease_owner)
         record["traceback"] = ""
         record["rescued_by"] = rescuer
+        # A job whose task had not started is handed back without being charged (a
+        # few times at most: a task that kills its worker at once is charged then).
+        uncharged = job.started_at is None and job.next_task and _uncharged(job) < (
+            UNCHARGED_RESCUES_MAX
+        )
+        if uncharged:
+            record["charged"] = False
+            record["message"] = (
+                f"{record['message']} Its task had not started (or had only just): the "
+                "attempt is not counted."
+            )
+            record["message_line"] = record["message"][:200]
         # A tracked operation (no next task) cannot be run again by a worker.
-        failed = job.attempts >= max_attempts or not job.next_task
+        failed = not uncharged and (job.attempts >= max_attempts or not job.next_task)
         values: dict[str, Any] = {
             "state": JobStates.FAILED if failed else JobStates.READY,
             "errors": keep_errors(job, record),
             "lease_expires_at": None,
             "modified": now,
         }
+        if uncharged:
+            values["attempts"] = max(job.attempts - 1, 0)
         if failed:
             values["finished_at"] = now
         landed = manager.filter(

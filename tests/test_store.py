@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from django.utils import timezone
 
 from django_dbq import store
 from django_dbq.models import Job
@@ -46,3 +47,123 @@ def test_renewing_leases_pushes_expiry_only_for_held_jobs():
     assert store.renew_leases(OWNER, {120.0: [mine.pk]}) == 1
     assert Job.objects.get(pk=mine.pk).lease_expires_at > old + datetime.timedelta(seconds=60)
     assert store.renew_leases("another", {120.0: [mine.pk]}) == 0
+
+
+def _lose(job_pk) -> None:
+    Job.objects.filter(pk=job_pk).update(
+        lease_expires_at=timezone.now() - datetime.timedelta(seconds=1)
+    )
+
+
+def test_a_lost_job_whose_task_never_started_goes_back_uncharged():
+    job = Job.objects.create(name="failing")  # max_attempts = 1
+    store.claim(OWNER, ["default"], 1, 30)
+    _lose(job.pk)
+
+    [rescued] = store.rescue_expired("rescuer")
+
+    job.refresh_from_db()
+    assert not rescued.failed
+    assert (job.state, job.attempts) == (Job.STATES.READY, 0)
+    assert job.errors[-1]["charged"] is False
+
+
+def test_a_lost_job_whose_task_started_is_charged():
+    job = Job.objects.create(name="failing")  # max_attempts = 1
+    [claimed] = store.claim(OWNER, ["default"], 1, 30)
+    claimed.started_at = timezone.now()
+    assert store.mark_started(OWNER, [claimed]) == 1
+    _lose(job.pk)
+
+    [rescued] = store.rescue_expired("rescuer")
+
+    job.refresh_from_db()
+    assert rescued.failed
+    assert (job.state, job.attempts) == (Job.STATES.FAILED, 1)
+    assert "charged" not in job.errors[-1]
+
+
+def test_a_job_lost_before_its_start_was_seen_is_charged_after_a_few_rescues():
+    """A task that kills its worker at once must not loop uncharged forever."""
+    job = Job.objects.create(name="failing")  # max_attempts = 1
+    states = []
+    for _ in range(store.UNCHARGED_RESCUES_MAX + 1):
+        store.claim(OWNER, ["default"], 1, 30)
+        _lose(job.pk)
+        store.rescue_expired("rescuer")
+        job.refresh_from_db()
+        states.append(job.state)
+    assert states == [Job.STATES.READY] * store.UNCHARGED_RESCUES_MAX + [Job.STATES.FAILED]
+
+
+def test_a_processing_row_without_a_lease_is_rescued():
+    job = Job.objects.create(name="record")
+    Job.objects.filter(pk=job.pk).update(
+        state=Job.STATES.PROCESSING, lease_owner="by-hand", lease_expires_at=None
+    )
+
+    [rescued] = store.rescue_expired("rescuer")
+
+    job.refresh_from_db()
+    assert rescued.job.pk == job.pk
+    assert job.state == Job.STATES.READY
+    assert "without a lease" in job.errors[-1]["message"]
+
+
+@pytest.mark.parametrize(
+    "message", ["bad \x00 byte", "lone \ud800 surrogate"], ids=["nul", "surrogate"]
+)
+def test_an_error_record_is_storable_whatever_the_message(message):
+    job = Job.objects.create(name="failing")
+    [claimed] = store.claim(OWNER, ["default"], 1, 30)
+
+    record = store.error_record(ValueError(message), claimed, "t", OWNER)
+    assert store.fail(claimed, OWNER, record)
+
+    job.refresh_from_db()
+    assert job.state == Job.STATES.FAILED
+    assert job.errors[-1]["type"] == "builtins.ValueError"
+    assert "\x00" not in job.errors[-1]["message"]
+    job.errors[-1]["message"].encode("utf-8")
+
+
+def test_an_error_record_of_an_exception_whose_str_raises_falls_back_to_repr_or_the_type():
+    class Hostile(Exception):
+        def __str__(self):
+            raise RuntimeError("no")
+
+        def __repr__(self):
+            raise RuntimeError("no either")
+
+    job = Job(name="failing")
+    record = store.error_record(Hostile(), job, "t", OWNER)
+    assert record["type"].endswith("Hostile")
+    assert record["message"] == "Hostile"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_completion_the_database_refuses_fails_only_its_own_job():
+    Job.objects.bulk_create_jobs([{"name": "noop", "workspace": {"n": n}} for n in range(4)])
+    claimed = store.claim(OWNER, ["default"], 4, 30)
+    for job in claimed:
+        job.workspace = {"done": True}
+    poisoned = claimed[1]
+    # NaN passes json.dumps but no database takes it as JSON (SQLite's JSON_VALID
+    # check, MySQL's JSON type and PostgreSQL's jsonb all refuse the token).
+    poisoned.workspace = {"x": float("nan")}
+    outcomes = [store.Outcome(j, "completed", 0.0, workspace_changed=True) for j in claimed]
+
+    written = store.complete(OWNER, outcomes)
+
+    assert written == 3
+    states = dict(Job.objects.values_list("pk", "state"))
+    assert states[poisoned.pk] == Job.STATES.FAILED
+    assert [states[j.pk] for j in claimed if j is not poisoned] == [Job.STATES.COMPLETED] * 3
+    failed = Job.objects.get(pk=poisoned.pk)
+    assert failed.workspace == {"n": poisoned_n(claimed, poisoned)}  # the last saved one
+    assert failed.errors[-1]["type"].startswith("django.db.")
+    assert all(o.written is not None for o in outcomes)
+
+
+def poisoned_n(claimed, poisoned) -> int:
+    return claimed.index(poisoned)

@@ -175,7 +175,7 @@ def fill_claimed(
         job.state = JobStates.PROCESSING
         job.lease_owner = owner
         job.lease_expires_at = expires
-        job.started_at = now
+        job.started_at = None  # set when a runner starts the task (see store.mark_started)
         job.modified = now
         job.finished_at = None
 
@@ -191,19 +191,23 @@ def claimed_values(owner: str, now: datetime.datetime, expires: datetime.datetim
         "lease_owner": owner,
         "lease_expires_at": expires,
         "attempts": models.F("attempts") + 1,
-        "started_at": now,
+        "started_at": None,
         "modified": now,
         "finished_at": None,
     }
 
 
 def update_set(connection: BaseDatabaseWrapper, model: type[models.Model]) -> str:
-    """The SET clause of a raw claim; its parameters: owner, expires, now, now."""
+    """The SET clause of a raw claim; its parameters: owner, expires, now.
+
+    ``started_at`` is cleared: a claimed job may wait in the worker's buffer, and
+    only a job whose task started is charged the attempt if its worker is lost.
+    """
     col = lambda name: column(connection, model, name)  # noqa: E731
     return (
         f"{col('state')} = '{JobStates.PROCESSING}', {col('lease_owner')} = %s, "
         f"{col('lease_expires_at')} = %s, {col('attempts')} = {col('attempts')} + 1, "
-        f"{col('started_at')} = %s, {col('modified')} = %s, {col('finished_at')} = NULL"
+        f"{col('started_at')} = NULL, {col('modified')} = %s, {col('finished_at')} = NULL"
     )
 
 

@@ -114,7 +114,7 @@ class PostgreSQLBackend(base.Backend):
                 f"WHERE {table}.{pk} = picked.{pk} "
                 f"RETURNING {base.returned_columns(connection, model, table)}"
             )
-        params = [*pick_params, owner, dt(expires), dt(now), dt(now)]
+        params = [*pick_params, owner, dt(expires), dt(now)]
         jobs = base.returned_jobs(connection, model, sql, params)
         base.fill_claimed(jobs, owner, now, expires)
         return jobs

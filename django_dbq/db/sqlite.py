@@ -44,7 +44,7 @@ class SQLiteBackend(base.Backend):
                 f"UPDATE {table} SET {base.update_set(connection, model)} "
                 f"WHERE {pk} IN ({pick_sql}) RETURNING {base.returned_columns(connection, model)}"
             )
-        params = [owner, dt(expires), dt(now), dt(now), *pick_params]
+        params = [owner, dt(expires), dt(now), *pick_params]
         connection.ensure_connection()
         if connection.in_atomic_block:
             jobs = base.returned_jobs(connection, model, sql, params)

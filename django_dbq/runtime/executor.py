@@ -80,6 +80,8 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
     if batch_type is not None and batch_type.batch is not None:
         return run_batch([job], owner, [before])[0]
     start = time.monotonic()
+    if job.started_at is None:
+        job.started_at = timezone.now()
     task = job.next_task
     logger.info(
         "Job started: id=%s name=%s task=%s attempt=%s", job.pk, job.name, task, job.attempts
@@ -107,12 +109,13 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
 
     if error is None:
         assert job_type is not None
-        after = job_type.task_after(task)
+        step = job_type.step_of(task, job.step) + 1
+        after = job_type.task_after(task, job.step)
         if after is None:
             changed = snapshot(job) != before
             _send(signals.job_finished, job=job, duration=duration)
             return Outcome(job, "completed", duration, task, workspace_changed=changed)
-        landed = persist(store.advance, job, owner, after)
+        landed = persist(store.advance, job, owner, after, step)
         log_finish(job, task, "advanced" if landed else "lost", duration)
         return Outcome(job, "advanced" if landed else "lost", duration, task)
 
@@ -193,6 +196,9 @@ def run_batch(batch: list[Job], owner: str, befores: list[str | None]) -> list[O
     by its own attempt count.
     """
     start = time.monotonic()
+    now = timezone.now()
+    for job in batch:
+        job.started_at = job.started_at or now
     runnable: list[tuple[Job, str | None]] = []
     outcomes: list[Outcome] = []
     job_type: job_types.JobType | None = None

@@ -34,6 +34,7 @@ from typing import Any
 
 from django.db import DatabaseError, InterfaceError, connections
 from django.db.backends.signals import connection_created
+from django.utils import timezone
 
 from .. import conf, job_types, store
 from ..db import backend_for
@@ -53,6 +54,9 @@ SECOND_SIGNAL_AFTER = 1.0
 # How often a worker looks for batches that are due (at most; sooner for short waits).
 BATCH_CHECK_SECONDS = 1.0
 BATCH_CHECK_MIN_SECONDS = 0.1
+# A running task is marked as started (and so charged if the worker is lost) once it
+# has run this long; one that finishes sooner is marked by its outcome's write.
+MARK_STARTED_AFTER = 0.05
 
 
 def _prepare(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -94,6 +98,8 @@ class Worker:
         self._held: dict[Any, tuple[float, Job]] = {}
         self._running: set[Any] = set()
         self._done: list[Outcome] = []
+        # (monotonic start, job) of the jobs whose task started, not yet marked as such.
+        self._started: list[tuple[float, Job]] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._force = threading.Event()
@@ -340,6 +346,11 @@ class Worker:
 
     def _run(self, batch: list[Job], befores: list[str | None]) -> None:
         """Run one claimed job (a batch of one) or one batch, and note the outcomes."""
+        now, started = timezone.now(), time.monotonic()
+        with self._lock:
+            for job in batch:
+                job.started_at = now
+                self._started.append((started, job))  # the completer marks them
         try:
             if len(batch) == 1 and batch[0].batch_key is None:
                 outcomes = [executor.run(batch[0], self.owner, befores[0])]
@@ -396,6 +407,7 @@ class Worker:
                     except DB_ERRORS as exc:
                         logger.warning("Could not renew leases (%s)", exc)
                         connections[self.using].close()
+                self._mark_started()
                 if not self._done:
                     continue
                 self._completer_stop.wait(0.002)
@@ -419,6 +431,32 @@ class Worker:
             self.request_stop()
         finally:
             connections.close_all()
+
+    def _mark_started(self) -> None:
+        """Record, in one statement, that the tasks of the jobs running for at least
+        ``MARK_STARTED_AFTER`` seconds have started: only such a job is charged an
+        attempt if this worker is lost (see :func:`django_dbq.store.mark_started`).
+        Jobs that finish sooner are marked by the write of their outcome."""
+        due = time.monotonic() - MARK_STARTED_AFTER
+        with self._lock:
+            if not self._started:
+                return
+            finished = {outcome.job.pk for outcome in self._done}
+            running = [
+                (at, job)
+                for at, job in self._started
+                if job.pk in self._running and job.pk not in finished
+            ]
+            ready = [job for at, job in running if at <= due]
+            self._started = [(at, job) for at, job in running if at > due]
+        if ready:
+            try:
+                store.mark_started(self.owner, ready)
+            except DB_ERRORS as exc:
+                logger.warning("Could not mark started jobs (%s)", exc)
+                connections[self.using].close()
+                with self._lock:
+                    self._started += [(due, job) for job in ready]
 
     # --- heartbeat: leases and rescue -------------------------------------------------------
 

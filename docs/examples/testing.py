@@ -9,8 +9,8 @@ from django.utils import timezone
 from examples.batching import add_player, count_click
 from examples.tracking import schedule_new_post_email
 
-from django_dbq.models import Job
 from django_dbq.integrations.synchronous import run_job, run_pending_jobs
+from django_dbq.models import Job
 from tests.models import Game, Player, Tag
 
 pytestmark = pytest.mark.django_db

@@ -127,7 +127,8 @@ def test_a_task_raising_a_base_exception_fails_and_the_worker_goes_on(task, exce
     result.refresh()
     assert result.status == TaskResultStatus.FAILED
     assert result.errors[0].exception_class is exception
-    assert Job.objects.get().errors[0]["type"] == "django_dbq.integrations.tasks_backend.TaskExitError"
+    exit_error = "django_dbq.integrations.tasks_backend.TaskExitError"
+    assert Job.objects.get().errors[0]["type"] == exit_error
 
 def test_takes_context():
     result = t.get_task_id.enqueue()
@@ -451,6 +452,10 @@ def test_kill_a_task_of_a_killed_worker_is_rescued(start_worker, tmp_path):
     result = t.sleep_for.enqueue(120, started_marker=str(marker))
     doomed = start_worker("--poll-interval", "0.1", **FAST_RESCUE)
     wait_for(marker.exists, message="the task to start")
+    wait_for(  # the worker has recorded that the task started: it will be charged
+        lambda: Job.objects.get(pk=result.id).started_at is not None,
+        message="the task's start to be marked",
+    )
     doomed.signal(signal.SIGKILL)
     doomed.wait()
     rescuer = start_worker("--poll-interval", "0.2", **FAST_RESCUE)

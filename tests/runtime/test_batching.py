@@ -248,6 +248,10 @@ def test_a_batch_of_a_killed_worker_is_rescued_job_by_job(start_worker, tmp_path
     fast = {"DBQ_LEASE_SECONDS": "2", "DBQ_RESCUE_INTERVAL": "0.3"}
     doomed = start_worker(**fast)
     wait_for(marker.exists, message="the batch to start")
+    wait_for(  # the worker has recorded that the batch started: it will be charged
+        lambda: Job.objects.filter(started_at__isnull=False).count() == 3,
+        message="the batch's start to be marked",
+    )
     doomed.signal(signal.SIGKILL)
     doomed.wait()
     start_worker("--poll-interval", "0.2", **fast)

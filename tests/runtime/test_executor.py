@@ -182,12 +182,20 @@ def test_a_write_by_a_worker_that_lost_its_lease_changes_nothing():
     assert not any(c[0] == "failure_hook" for c in tasks.calls)
 
 
-def test_rescue_returns_an_expired_job_to_ready_with_the_attempt_counted():
-    job = Job.objects.create(name="record")
-    claim_one()
+def start_and_lose(job: Job) -> None:
+    """Claim ``job``, mark its task started, then let its lease run out."""
+    [claimed] = store.claim(OWNER, ["default"], 1, 30)
+    assert claimed.pk == job.pk
+    claimed.started_at = timezone.now()
+    assert store.mark_started(OWNER, [claimed]) == 1
     Job.objects.filter(pk=job.pk).update(
         lease_expires_at=timezone.now() - datetime.timedelta(seconds=1)
     )
+
+
+def test_rescue_returns_an_expired_job_to_ready_with_the_attempt_counted():
+    job = Job.objects.create(name="record")
+    start_and_lose(job)
     assert executor.rescue_expired("rescuer") == 1
     job.refresh_from_db()
     assert job.state == Job.STATES.READY
@@ -200,10 +208,7 @@ def test_rescue_returns_an_expired_job_to_ready_with_the_attempt_counted():
 
 def test_rescue_fails_the_job_when_attempts_are_used_up_and_runs_the_failure_hook():
     job = Job.objects.create(name="failing")  # max_attempts = 1
-    claim_one()
-    Job.objects.filter(pk=job.pk).update(
-        lease_expires_at=timezone.now() - datetime.timedelta(seconds=1)
-    )
+    start_and_lose(job)
     assert executor.rescue_expired("rescuer") == 1
     job.refresh_from_db()
     assert job.state == Job.STATES.FAILED

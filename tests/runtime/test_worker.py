@@ -142,6 +142,10 @@ def test_a_job_of_a_killed_worker_is_rescued_and_finished_by_another(start_worke
     )
     doomed = start_worker(**FAST_RESCUE)
     wait_for(lambda: marker_lines(marker), message="the task to start")
+    wait_for(  # the worker has recorded that the task started: it will be charged
+        lambda: Job.objects.get(pk=job.pk).started_at is not None,
+        message="the task's start to be marked",
+    )
     doomed.signal(signal.SIGKILL)
     doomed.wait()
     rescuer = start_worker("--poll-interval", "0.2", **FAST_RESCUE)
