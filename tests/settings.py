@@ -152,6 +152,7 @@ JOBS = {
     "sleepy": {"tasks": ["tests.tasks.sleep_then_record"], "max_attempts": 5},
     # The chaos suite (tests/chaos): killed workers count attempts, so allow many.
     "chaos": {"tasks": ["tests.chaos.tasks.record"], "max_attempts": 1000, "backoff": 0},
+    "chaos_once": ["tests.chaos.tasks.record"],  # the default max_attempts of 1
     # Batch job types.
     "count_clicks": {
         "tasks": ["tests.tasks.count_clicks"],

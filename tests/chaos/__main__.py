@@ -7,6 +7,7 @@ Examples::
     python -m tests.chaos --db postgres --fault pg-restart --max-faults 1 --kill-every 0
     python -m tests.chaos --db sqlite --fault sqlite-lock --sqlite-busy-timeout 1
     python -m tests.chaos --db sqlite --mode shutdown --jobs 300 --task-ms 200-3000 --grace 1.5
+    python -m tests.chaos --db sqlite --once --jobs 2000 --workers 3 --concurrency 2
 
 The database (``chaos_pg``, ``chaos_my`` or a SQLite file, see ``--db-name``) is
 dropped, created and migrated at the start. The summary is printed and written
@@ -48,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db-name", help="database name or SQLite path (dropped and created)")
     parser.add_argument("--mode", choices=("chaos", "shutdown"), default="chaos")
     parser.add_argument("--jobs", type=int, default=20000)
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="jobs with max_attempts 1: check that only jobs whose task started fail",
+    )
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--kill-every", type=float, default=2.0, help="seconds; 0: no kills")
@@ -147,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         log_dir=args.log_dir / f"{args.db}-{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}",
         sigterm_after=args.sigterm_after,
+        job_name=runner.ONCE_JOB_NAME if args.once else runner.JOB_NAME,
     )
     print(
         f"{args.mode} run on {args.db} ({name}): jobs={args.jobs} workers={args.workers} "

@@ -50,6 +50,7 @@ from tests.models import Execution
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 JOB_NAME = "chaos"
+ONCE_JOB_NAME = "chaos_once"
 ENQUEUE_BATCH = 1000
 
 
@@ -79,6 +80,14 @@ class Config:
     log_dir: Path = Path("/tmp/dbq-chaos")
     # Shutdown runs: SIGTERM every worker this long after the start.
     sigterm_after: float = 3.0
+    # "chaos" allows 1000 attempts; "chaos_once" has the default max_attempts of 1, so
+    # every charged kill fails a job: the run then checks that only jobs whose task
+    # had started were failed.
+    job_name: str = JOB_NAME
+
+    @property
+    def once(self) -> bool:
+        return self.job_name == ONCE_JOB_NAME
 
 
 class Worker:
@@ -167,7 +176,7 @@ def enqueue(count: int, config: Config, rng: random.Random) -> None:
     Job.objects.bulk_create_jobs(
         [
             {
-                "name": JOB_NAME,
+                "name": config.job_name,
                 "workspace": {
                     "min_ms": low,
                     "max_ms": high,
@@ -388,7 +397,10 @@ def _run_chaos(
                 _retry(lambda batch=batch: enqueue(batch, config, rng))
                 to_enqueue -= batch
         counts = _retry(state_counts)
-        if not to_enqueue and counts.get(Job.STATES.COMPLETED, 0) == config.jobs:
+        done = counts.get(Job.STATES.COMPLETED, 0)
+        if config.once:
+            done += counts.get(Job.STATES.FAILED, 0)
+        if not to_enqueue and done == config.jobs:
             finished = True
             break
         if now - start > config.deadline:
@@ -485,13 +497,24 @@ def _run_chaos(
         for pid, code in summary["nonzero_exit_codes_at_stop"].items()
         if not (code == -signal.SIGTERM and "starting:" not in _worker(workers, pid).output())
     }
+    if config.once:
+        executed = set(_retry(lambda: Execution.objects.values_list("job_id", flat=True)))
+        failed = list(Job.objects.filter(state=Job.STATES.FAILED).values_list("pk", flat=True))
+        summary["failed"] = len(failed)
+        summary["failed_never_started"] = len([pk for pk in failed if pk not in executed])
+        summary["lost"] = config.jobs - completed - len(failed)
     summary["duplicates"] = summary["jobs_executed_more_than_once"]
     summary["duplicates_per_kill"] = round(summary["duplicates"] / kills, 2) if kills else None
     violations = []
     if not finished:
         violations.append(f"not every job completed within {config.deadline:g}s")
     if summary["lost"]:
-        violations.append(f"{summary['lost']} job(s) lost (not COMPLETED): {counts}")
+        finals = "COMPLETED or FAILED" if config.once else "COMPLETED"
+        violations.append(f"{summary['lost']} job(s) lost (not {finals}): {counts}")
+    if summary.get("failed_never_started"):
+        violations.append(
+            f"{summary['failed_never_started']} job(s) FAILED without their task having started"
+        )
     if stuck:
         violations.append(f"{stuck} job(s) stuck in PROCESSING after their lease expired")
     if summary["overlaps"]:

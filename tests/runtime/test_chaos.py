@@ -51,6 +51,32 @@ def test_killed_workers_lose_nothing_and_never_run_a_job_twice_at_once(tmp_path)
     assert summary["completed"] == 1500
 
 
+def test_with_one_attempt_only_jobs_whose_task_started_are_failed_by_kills(tmp_path):
+    """max_attempts 1: a kill fails the jobs that were running, never those it only held."""
+    config = runner.Config(
+        jobs=1000,
+        workers=3,
+        concurrency=2,
+        kill_every=1.0,
+        max_kills=5,
+        enqueue_over=6.0,
+        lease=2.0,
+        rescue_interval=0.3,
+        task_ms=(0.0, 3.0),
+        deadline=150,
+        log_dir=tmp_path,
+        seed=2,
+        job_name=runner.ONCE_JOB_NAME,
+    )
+
+    summary = runner.run_chaos(config, progress=lambda line: None)
+
+    check(summary)
+    assert summary["kills"] >= 3, runner.report(summary)
+    assert summary["completed"] + summary["failed"] == 1000
+    assert summary["failed_never_started"] == 0
+
+
 def test_workers_ride_out_database_faults(tmp_path):
     fault = FAULT[connection.vendor]
     config = runner.Config(
