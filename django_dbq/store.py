@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from django.db import DatabaseError, connections, models, router
-from django.db.models import Count, Min, Value
+from django.db.models import Count, Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -131,6 +131,20 @@ def claim_job(
     }
     claimed = manager.runnable(now=now).filter(pk=pk).update(**values)
     return manager.get(pk=pk) if claimed else None
+
+
+def runnable_left(
+    queues: Sequence[str], batch_names: set[str], *, using: str = "default"
+) -> bool:
+    """Whether any job of ``queues`` is runnable now (a plain read, no locks), counting
+    batch jobs only of the batch job types ``batch_names``."""
+    return (
+        Job.objects.db_manager(using)
+        .runnable()
+        .in_queues(queues)
+        .filter(Q(batch_key__isnull=True) | Q(name__in=batch_names))
+        .exists()
+    )
 
 
 def ripe_batches(

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import django
 
+from tests.failure_jobs import FAILURE_JOBS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = "django_dbq-example-not-secret"
 DEBUG = False
@@ -98,6 +100,8 @@ LOGGING = {
 # Short leases so that tests see a killed worker's job rescued within seconds.
 DBQ_LEASE_SECONDS = float(os.environ.get("DBQ_LEASE_SECONDS", "30"))
 DBQ_RESCUE_INTERVAL = float(os.environ.get("DBQ_RESCUE_INTERVAL", "5"))
+if os.environ.get("DBQ_MAX_WORKSPACE_BYTES"):
+    DBQ_MAX_WORKSPACE_BYTES = int(os.environ["DBQ_MAX_WORKSPACE_BYTES"])
 # The chaos suite's SQLite lock fault outlasts a short busy timeout.
 DBQ_SQLITE_BUSY_TIMEOUT = float(os.environ.get("DBQ_SQLITE_BUSY_TIMEOUT", "30"))
 
@@ -153,6 +157,14 @@ JOBS = {
     # The chaos suite (tests/chaos): killed workers count attempts, so allow many.
     "chaos": {"tasks": ["tests.chaos.tasks.record"], "max_attempts": 1000, "backoff": 0},
     "chaos_once": ["tests.chaos.tasks.record"],  # the default max_attempts of 1
+    # The property-based worker test (tests/runtime/test_properties.py).
+    "prop_once": ["tests.property_tasks.act"],
+    "prop_retry": {"tasks": ["tests.property_tasks.act"], "max_attempts": 3, "backoff": 0},
+    "prop_chain": {
+        "tasks": ["tests.property_tasks.act"] * 3,
+        "max_attempts": 2,
+        "backoff": 0,
+    },
     # Batch job types.
     "count_clicks": {
         "tasks": ["tests.tasks.count_clicks"],
@@ -177,6 +189,7 @@ JOBS = {
         "max_attempts": 3,
     },
 }
+JOBS.update(FAILURE_JOBS)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Django's tasks framework (django.tasks, Django 6.0+) through django_dbq's backend; on

@@ -179,7 +179,13 @@ class Worker:
                 continue
             if (found and found == room) or batched:
                 continue  # the queue may hold more: go straight back for it
-            if self.burst and found == 0 and idle_before and not batched:
+            if (
+                self.burst
+                and found == 0
+                and idle_before
+                and not batched
+                and not self._safely(self._runnable_left)
+            ):
                 logger.info("Burst mode: no runnable jobs left; stopping")
                 return
             # Idle: LISTEN/NOTIFY or the poll wakes us. Busy: a runner wakes us for more.
@@ -191,6 +197,13 @@ class Worker:
             if self._batches:
                 timeout = min(timeout, max(0.0, self._next_batch_check - time.monotonic()))
             self._wake.wait(timeout)
+
+    def _runnable_left(self) -> bool:
+        """Whether a plain read still sees runnable jobs. A claim skips rows locked by
+        another transaction (SKIP LOCKED), so finding nothing does not prove the queue
+        empty: a row just made READY may still be locked for an instant by a statement
+        that waited on it (a lease renewal) or by another worker's claim."""
+        return store.runnable_left(self.queues, set(self._batches), using=self.using)
 
     def _room(self) -> int:
         """How many jobs to claim now.
@@ -600,7 +613,8 @@ class Worker:
 
     def _banner(self) -> None:
         connection = connections[self.using]
-        wake = "LISTEN/NOTIFY" if backend_for(self.using).supports_notify else "polling"
+        listens = backend_for(self.using).supports_notify and not self.burst
+        wake = "LISTEN/NOTIFY" if listens else "polling"
         logger.info(
             "django_dbq worker %s starting: queues=%s concurrency=%d database=%s lease=%gs "
             "poll=%gs wake=%s%s",
