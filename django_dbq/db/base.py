@@ -100,6 +100,59 @@ class Backend:
         raise NotImplementedError(f"{self.vendor} cannot LISTEN")
 
 
+class ReturningBackend(Backend):
+    """A database whose claim is one ``UPDATE ... RETURNING`` statement (PostgreSQL,
+    SQLite): the backend says how the statement wraps the pick of ids
+    (:meth:`claim_statement`) and how it is run (:meth:`run_claim`)."""
+
+    #: Whether the pick locks its rows (``FOR UPDATE SKIP LOCKED``).
+    lock_rows = False
+
+    def claim(self, model, owner, queues, limit, now, expires, cursor=None):
+        dt = self.connection.ops.adapt_datetimefield_value
+        pick = pick_sql(self.connection, model, list(queues), dt(now), limit, lock=self.lock_rows)
+        jobs = self.claim_picked(model, owner, pick, now, expires)
+        jobs.sort(key=order_key)
+        return jobs
+
+    def claim_batch(self, model, owner, name, queue, batch_key, size, now, expires):
+        dt = self.connection.ops.adapt_datetimefield_value
+        pick = pick_batch_sql(
+            self.connection, model, name, queue, batch_key, dt(now), size, lock=self.lock_rows
+        )
+        jobs = self.claim_picked(model, owner, pick, now, expires)
+        jobs.sort(key=lambda job: job.created)
+        return jobs
+
+    def claim_picked(self, model, owner, pick, now, expires) -> list[Any]:
+        """Mark the rows ``pick`` (SQL, params) selects PROCESSING for ``owner``."""
+        connection = self.connection
+        dt = connection.ops.adapt_datetimefield_value
+        pick_text, pick_params = pick
+        key = (type(self), connection.alias, pick_text)
+        sql = _statements.get(key)
+        if sql is None:
+            sql = _statements[key] = self.claim_statement(model, pick_text)
+        jobs = self.run_claim(model, sql, pick_params, [owner, dt(expires), dt(now)])
+        fill_claimed(jobs, owner, now, expires)
+        return jobs
+
+    def claim_statement(self, model: type[models.Model], pick_text: str) -> str:
+        """The claim around ``pick_text``; built once per connection and pick."""
+        raise NotImplementedError
+
+    def run_claim(
+        self, model: type[models.Model], sql: str, pick_params: list[object], set_params: list
+    ) -> list[Any]:
+        """Run the claim statement; ``set_params`` are those of :func:`update_set`."""
+        raise NotImplementedError
+
+
+# The claim statements, by backend class, connection alias and pick: their text depends
+# only on the number of queues and the kind of scan.
+_statements: dict[tuple[type, str, str], str] = {}
+
+
 # --- helpers of the backends whose claim is one UPDATE ... RETURNING ----------------------
 
 

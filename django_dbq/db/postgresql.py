@@ -56,68 +56,47 @@ class ClaimCursor:
             self.positions[job.queue_name] = (job.priority, job.created)
 
 
-_statements: dict[tuple[str, str], str] = {}
-
-
-class PostgreSQLBackend(base.Backend):
+class PostgreSQLBackend(base.ReturningBackend):
     vendor = "postgresql"
     supports_notify = True
+    lock_rows = True
 
     def claim(self, model, owner, queues, limit, now, expires, cursor=None):
+        if not isinstance(cursor, ClaimCursor):
+            return super().claim(model, owner, queues, limit, now, expires)
         dt = self.connection.ops.adapt_datetimefield_value
         queues = list(queues)
         jobs: list[Any] = []
-        if isinstance(cursor, ClaimCursor) and cursor.usable(queues):
+        if cursor.usable(queues):
             pick = base.pick_sql(
                 self.connection, model, queues, dt(now), limit, lock=True, after=cursor.positions
             )
-            jobs = self._claim(model, owner, pick, now, expires)
+            jobs = self.claim_picked(model, owner, pick, now, expires)
         if len(jobs) < limit:
-            pick = base.pick_sql(
-                self.connection, model, queues, dt(now), limit - len(jobs), lock=True
-            )
-            jobs += self._claim(model, owner, pick, now, expires)
-            if isinstance(cursor, ClaimCursor):
-                cursor.full_scan_at = time.monotonic()
+            jobs += super().claim(model, owner, queues, limit - len(jobs), now, expires)
+            cursor.full_scan_at = time.monotonic()
         jobs.sort(key=base.order_key)
-        if isinstance(cursor, ClaimCursor):
-            cursor.advance(jobs, limit)
+        cursor.advance(jobs, limit)
         return jobs
 
     def new_claim_cursor(self) -> ClaimCursor:
         return ClaimCursor()
 
-    def claim_batch(self, model, owner, name, queue, batch_key, size, now, expires):
-        dt = self.connection.ops.adapt_datetimefield_value
-        pick = base.pick_batch_sql(
-            self.connection, model, name, queue, batch_key, dt(now), size, lock=True
-        )
-        jobs = self._claim(model, owner, pick, now, expires)
-        jobs.sort(key=lambda job: job.created)
-        return jobs
-
-    def _claim(self, model, owner, pick, now, expires) -> list[Any]:
-        """Lock the picked rows and mark them PROCESSING in one statement."""
+    def claim_statement(self, model, pick_text):
         connection = self.connection
-        dt = connection.ops.adapt_datetimefield_value
-        pick_sql, pick_params = pick
-        key = (connection.alias, pick_sql)
-        sql = _statements.get(key)
-        if sql is None:
-            table = base.quote(connection, model._meta.db_table)
-            pk = base.quote(connection, model._meta.pk.column)
-            # A MATERIALIZED CTE runs the locking SELECT exactly once; the rows it
-            # locked cannot change under us, so the UPDATE needs no second state check.
-            sql = _statements[key] = (
-                f"WITH picked AS MATERIALIZED ({pick_sql}) "
-                f"UPDATE {table} SET {base.update_set(connection, model)} FROM picked "
-                f"WHERE {table}.{pk} = picked.{pk} "
-                f"RETURNING {base.returned_columns(connection, model, table)}"
-            )
-        params = [*pick_params, owner, dt(expires), dt(now)]
-        jobs = base.returned_jobs(connection, model, sql, params)
-        base.fill_claimed(jobs, owner, now, expires)
-        return jobs
+        table = base.quote(connection, model._meta.db_table)
+        pk = base.quote(connection, model._meta.pk.column)
+        # A MATERIALIZED CTE runs the locking SELECT exactly once; the rows it locked
+        # cannot change under us, so the UPDATE needs no second state check.
+        return (
+            f"WITH picked AS MATERIALIZED ({pick_text}) "
+            f"UPDATE {table} SET {base.update_set(connection, model)} FROM picked "
+            f"WHERE {table}.{pk} = picked.{pk} "
+            f"RETURNING {base.returned_columns(connection, model, table)}"
+        )
+
+    def run_claim(self, model, sql, pick_params, set_params):
+        return base.returned_jobs(self.connection, model, sql, [*pick_params, *set_params])
 
     def insert_cursor(self) -> Any:
         """Django's cursor, sending parameters apart from the SQL where that is known

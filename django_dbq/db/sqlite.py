@@ -4,52 +4,28 @@ mode and a long busy timeout (``DBQ_SQLITE_BUSY_TIMEOUT``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import conf
 from . import base
 
-_statements: dict[tuple[str, str], str] = {}
 
-
-class SQLiteBackend(base.Backend):
+class SQLiteBackend(base.ReturningBackend):
     vendor = "sqlite"
 
-    def claim(self, model, owner, queues, limit, now, expires, cursor=None):
-        dt = self.connection.ops.adapt_datetimefield_value
-        pick = base.pick_sql(self.connection, model, list(queues), dt(now), limit, lock=False)
-        jobs = self._claim(model, owner, pick, now, expires)
-        jobs.sort(key=base.order_key)
-        return jobs
-
-    def claim_batch(self, model, owner, name, queue, batch_key, size, now, expires):
-        dt = self.connection.ops.adapt_datetimefield_value
-        pick = base.pick_batch_sql(
-            self.connection, model, name, queue, batch_key, dt(now), size, lock=False
-        )
-        jobs = self._claim(model, owner, pick, now, expires)
-        jobs.sort(key=lambda job: job.created)
-        return jobs
-
-    def _claim(self, model, owner, pick, now, expires) -> list[Any]:
+    def claim_statement(self, model, pick_text):
         connection = self.connection
-        dt = connection.ops.adapt_datetimefield_value
-        pick_sql, pick_params = pick
-        key = (connection.alias, pick_sql)
-        sql = _statements.get(key)
-        if sql is None:
-            table = base.quote(connection, model._meta.db_table)
-            pk = base.quote(connection, model._meta.pk.column)
-            sql = _statements[key] = (
-                f"UPDATE {table} SET {base.update_set(connection, model)} "
-                f"WHERE {pk} IN ({pick_sql}) RETURNING {base.returned_columns(connection, model)}"
-            )
-        params = [owner, dt(expires), dt(now), *pick_params]
+        table = base.quote(connection, model._meta.db_table)
+        pk = base.quote(connection, model._meta.pk.column)
+        return (
+            f"UPDATE {table} SET {base.update_set(connection, model)} "
+            f"WHERE {pk} IN ({pick_text}) RETURNING {base.returned_columns(connection, model)}"
+        )
+
+    def run_claim(self, model, sql, pick_params, set_params):
+        connection = self.connection
+        params = [*set_params, *pick_params]
         connection.ensure_connection()
         if connection.in_atomic_block:
-            jobs = base.returned_jobs(connection, model, sql, params)
-            base.fill_claimed(jobs, owner, now, expires)
-            return jobs
+            return base.returned_jobs(connection, model, sql, params)
         # BEGIN IMMEDIATE takes SQLite's single write lock up front (waiting up to the
         # busy timeout), so the select-and-update below can never see a stale snapshot.
         with connection.cursor() as cursor:
@@ -62,7 +38,6 @@ class SQLiteBackend(base.Backend):
             raise
         with connection.cursor() as cursor:
             cursor.execute("COMMIT")
-        base.fill_claimed(jobs, owner, now, expires)
         return jobs
 
     def prepare_connection(self) -> None:
