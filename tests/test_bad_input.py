@@ -290,7 +290,7 @@ def test_a_state_that_does_not_exist_cannot_be_stored(state):
 
 
 def _without_the_state_check():
-    """Let rows with an unknown state be written (as before migration 0003), if we can."""
+    """Let rows with an unknown state be written (as before migration 0009), if we can."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("ALTER TABLE django_dbq_job DROP CONSTRAINT django_dbq_job_state_known")
@@ -311,12 +311,12 @@ def _with_the_state_check():
 
 
 @pytest.mark.django_db
-def test_migration_0003_fails_rows_whose_state_does_not_exist():
+def test_migration_0008_fails_rows_whose_state_does_not_exist():
     from importlib import import_module
 
     from django.apps import apps
 
-    migration = import_module("django_dbq.migrations.0003_state_check")
+    migration = import_module("django_dbq.migrations.0008_convert_rows")
     _without_the_state_check()  # first: PostgreSQL alters no table with pending FK checks
     kept = Job.objects.create(name="noop")
     job = Job.objects.create(name="noop")
@@ -331,6 +331,6 @@ def test_migration_0003_fails_rows_whose_state_does_not_exist():
     assert job.finished_at is not None
     assert job.errors[0]["message"] == (
         "The job's state 'CANCELLED' is not one of NEW, READY, PROCESSING, COMPLETED, FAILED; "
-        "marked FAILED by migration django_dbq 0003."
+        "marked FAILED by migration django_dbq 0008."
     )
     assert Job.objects.get(pk=kept.pk).state == Job.STATES.NEW

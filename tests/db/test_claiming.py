@@ -160,34 +160,37 @@ def test_inserting_finished_jobs_notifies_nobody():
     assert _notifications_of(insert) == ["c"]
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
 @pytest.mark.django_db(transaction=True)
-def test_migration_0005_replaces_the_trigger_function_both_ways():
+def test_migration_0010_removes_and_installs_the_indexes_and_trigger():
     from importlib import import_module
 
     from django.apps import apps
 
-    migration = import_module("django_dbq.migrations.0005_notify_without_distinct")
+    migration = import_module("django_dbq.migrations.0010_indexes_and_notify")
     editor = connection.schema_editor(atomic=False)
 
-    def source():
+    def present():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_get_functiondef(%s::regproc)", ["django_dbq_notify_insert"])
-            return cursor.fetchone()[0]
+            names = set(connection.introspection.get_constraints(cursor, Job._meta.db_table))
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    "SELECT tgname FROM pg_trigger WHERE tgname = 'django_dbq_job_notify'"
+                )
+                names |= {row[0] for row in cursor.fetchall()}
+        return names & {*migration.INDEXES, migration.CONTEXT_INDEX, "django_dbq_job_notify"}
 
-    def insert():
-        with transaction.atomic():
-            for queue in ("default", "default", "b"):
-                make(queue_name=queue)
-
+    expected = {*migration.INDEXES, migration.CONTEXT_INDEX}
+    if connection.vendor == "postgresql":
+        expected.add("django_dbq_job_notify")
+    assert present() == expected
     try:
-        migration.backward(apps, editor)
-        assert "DISTINCT" in source()
-        assert _notifications_of(insert) == ["b", "default"]
+        migration.remove(apps, editor)
+        assert present() == set()
     finally:
-        migration.forward(apps, editor)
-    assert "DISTINCT" not in source()
-    assert _notifications_of(insert) == ["b", "default"]
+        migration.install(apps, editor)
+    assert present() == expected
+    if connection.vendor == "postgresql":
+        assert _notifications_of(lambda: make(queue_name="b")) == ["b"]
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the claim cursor is PostgreSQL's")

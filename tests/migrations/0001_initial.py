@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('django_dbq', '0002_indexes_and_notify'),
+        ('django_dbq', '0010_indexes_and_notify'),
     ]
 
     operations = [
