@@ -634,6 +634,15 @@ def test_states_values():
     ]
 
 
+def test_complete_is_django_db_queues_alias_of_completed_not_a_sixth_state():
+    assert Job.STATES.COMPLETE is Job.STATES.COMPLETED
+    assert Job.STATES["COMPLETE"] is Job.STATES.COMPLETED
+    assert len(list(Job.STATES)) == 5
+    job = Job.objects.create(name="noop")
+    Job.objects.filter(pk=job.pk).update(state=Job.STATES.COMPLETE)
+    assert Job.objects.filter(state="COMPLETED").count() == 1
+
+
 def test_update_next_task_walks_the_chain_to_the_end():
     job = Job.objects.create(name="chain")
 
