@@ -192,6 +192,11 @@ def _guarded_update(job: Job, owner: str, **values: Any) -> bool:
     return landed
 
 
+def still_held(job: Job, owner: str) -> bool:
+    """Whether ``owner`` still holds ``job`` (a read: before hooks that must run once)."""
+    return Job.objects.held_by(owner).filter(pk=job.pk).exists()
+
+
 def advance(job: Job, owner: str, next_task: str, step: int) -> bool:
     """A step succeeded and the chain goes on: READY at ``next_task``, position ``step``."""
     return _guarded_update(
@@ -208,7 +213,14 @@ def advance(job: Job, owner: str, next_task: str, step: int) -> bool:
 
 
 def retry(job: Job, owner: str, record: dict[str, Any], run_after: datetime.datetime) -> bool:
-    """An attempt failed and another is allowed: READY again after ``run_after``."""
+    """An attempt failed and another is allowed: READY again after ``run_after``.
+
+    The workspace is saved as the attempt and its hooks left it, if the database
+    can store it (as django-db-queue saved it); else the last one saved stays.
+    """
+    values: dict[str, Any] = {}
+    if _storable(job.workspace):
+        values["workspace"] = job.workspace
     return _guarded_update(
         job,
         owner,
@@ -217,6 +229,7 @@ def retry(job: Job, owner: str, record: dict[str, Any], run_after: datetime.date
         run_after=run_after,
         started_at=job.started_at,
         lease_expires_at=None,
+        **values,
     )
 
 
@@ -350,6 +363,19 @@ def _by_size(outcomes: list[Outcome]) -> list[list[Outcome]]:
         chunks[-1].append(outcome)
         size += length
     return chunks
+
+
+def save_failed_workspace(job: Job) -> bool:
+    """Save the workspace a failure hook left on a job the rescue just failed, if the
+    row is still as the rescue left it (FAILED, same owner, same ``modified``) and
+    the database can store it."""
+    if not _storable(job.workspace):
+        return False
+    return bool(
+        Job.objects.filter(
+            pk=job.pk, state=JobStates.FAILED, lease_owner=job.lease_owner, modified=job.modified
+        ).update(workspace=job.workspace)
+    )
 
 
 def finish_tracked(job: Job, owner: str) -> bool:

@@ -165,6 +165,24 @@ JOBS = {
         "max_attempts": 2,
         "backoff": 0,
     },
+    # Hooks that write to the workspace (saved as in django-db-queue).
+    "hooks_note": {
+        "tasks": ["tests.tasks.fail"],
+        "failure_hook": "tests.tasks.note_failure_in_workspace",
+        "post_task_hook": "tests.tasks.note_post_task_in_workspace",
+    },
+    "hooks_note_retry": {
+        "tasks": ["tests.tasks.fail"],
+        "max_attempts": 2,
+        "backoff": 600,
+        "failure_hook": "tests.tasks.note_failure_in_workspace",
+        "post_task_hook": "tests.tasks.note_post_task_in_workspace",
+    },
+    "hooks_note_batch": {
+        "tasks": ["tests.tasks.explode_batch"],
+        "batch": {"size": 2},
+        "failure_hook": "tests.tasks.note_failure_in_workspace",
+    },
     # Batch job types.
     "count_clicks": {
         "tasks": ["tests.tasks.count_clicks"],

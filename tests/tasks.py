@@ -140,3 +140,13 @@ def slow_batch(jobs):
     if jobs[0].attempts == 1:
         time.sleep(120)
     count_clicks(jobs)
+
+
+def note_failure_in_workspace(job, exception):
+    """Failure hook: leave a note in the workspace, as django-db-queue users do."""
+    job.workspace["failure_hook"] = f"{type(exception).__name__}: {exception}"
+
+
+def note_post_task_in_workspace(job):
+    """Post-task hook: count its runs in the workspace."""
+    job.workspace["post_task_hook"] = job.workspace.get("post_task_hook", 0) + 1

@@ -120,12 +120,11 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
         return Outcome(job, "advanced" if landed else "lost", duration, task)
 
     _forget_broken_connections()
-    outcome = _settle_failure(job, job_type, error, permanent, owner, task, duration)
-    if job_type is not None and not permanent:
-        # As in django-db-queue: the post-task hook runs even when the task failed,
-        # after the failure hook.
-        _post_task_hook(job_type, job)
-    return outcome
+    # As in django-db-queue: the post-task hook runs even when the task failed, after
+    # the failure hook; both before the outcome is saved, so their workspace is too.
+    return _settle_failure(
+        job, job_type, error, permanent, owner, task, duration, post_task_hook=not permanent
+    )
 
 
 def _post_task_hook(job_type: job_types.JobType, job: Job) -> None:
@@ -143,11 +142,34 @@ def _settle_failure(
     owner: str,
     task: str,
     duration: float,
+    *,
+    post_task_hook: bool = False,
 ) -> Outcome:
-    """Record a failed attempt: READY again later if attempts are left, else FAILED."""
+    """Record a failed attempt: READY again later if attempts are left, else FAILED.
+
+    As in django-db-queue 3.x, the failure hook (on the last attempt) and then the
+    post-task hook run *before* the outcome is written, so what they leave in
+    ``job.workspace`` is saved with it. A hook that raises is logged; the outcome is
+    written all the same.
+    """
     record = error_record(error, job, task, owner)
     max_attempts = job_type.max_attempts if job_type else 1
-    if not permanent and job.attempts < max_attempts and job_type is not None:
+    retry = not permanent and job.attempts < max_attempts and job_type is not None
+    if not persist(store.still_held, job, owner):
+        # Rescued by another worker (it runs the hooks if it fails the job): nothing
+        # of ours may be written or run for it any more.
+        log_finish(job, task, "lost", duration)
+        return Outcome(job, "lost", duration, task)
+    if job_type is not None:
+        if not retry:
+            try:
+                _call_hook(job_type.failure_hook, job, error)
+            except BaseException:
+                logger.exception("Failure hook of job %s raised; ignored", job.pk)
+        if post_task_hook:
+            _post_task_hook(job_type, job)
+    if retry:
+        assert job_type is not None
         delay = _retry_delay(job_type, job.attempts)
         run_after = timezone.now() + datetime.timedelta(seconds=delay)
         landed = persist(store.retry, job, owner, record, run_after)
@@ -176,11 +198,6 @@ def _settle_failure(
                 record["message_line"],
                 record["traceback"],
             )
-            if job_type is not None:
-                try:
-                    _call_hook(job_type.failure_hook, job, error)
-                except BaseException:
-                    logger.exception("Failure hook of job %s raised; ignored", job.pk)
             _send(signals.job_failed, job=job, exception=error)
         kind = "failed" if landed else "lost"
     if kind == "lost":
@@ -316,11 +333,14 @@ def rescue_expired(rescuer: str) -> int:
                 job.errors[-1].get("worker"),
             )
             job_type = job_types.job_type_for(job)
-            if job_type is not None:
+            if job_type is not None and job_type.failure_hook:
+                before = snapshot(job)
                 try:
                     _call_hook(job_type.failure_hook, job, lost.error)
                 except BaseException:
                     logger.exception("Failure hook of job %s raised; ignored", job.pk)
+                if snapshot(job) != before:  # saved, as when the hook runs in the worker
+                    persist(store.save_failed_workspace, job)
             _send(signals.job_failed, job=job, exception=lost.error)
         else:
             logger.warning(

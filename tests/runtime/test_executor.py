@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
 from django_dbq import signals, store
@@ -275,3 +276,57 @@ def test_a_receiver_that_raises_does_not_fail_the_job():
         signals.job_started.disconnect(boom)
     job.refresh_from_db()
     assert job.state == Job.STATES.COMPLETED
+
+
+# --- hooks write to the workspace, and it is saved (as in django-db-queue 3.x) -----------
+
+
+def test_the_failure_and_post_task_hooks_workspace_is_saved_with_the_failure():
+    job = Job.objects.create(name="hooks_note", workspace={"in": 1})
+    assert run_claimed().kind == "failed"
+    job.refresh_from_db()
+    assert job.state == Job.STATES.FAILED
+    assert job.workspace == {
+        "in": 1,
+        "failure_hook": "ValueError: task failed on purpose",
+        "post_task_hook": 1,
+    }
+
+
+def test_the_post_task_hooks_workspace_is_saved_with_a_retry():
+    job = Job.objects.create(name="hooks_note_retry")
+    assert run_claimed().kind == "retried"
+    job.refresh_from_db()
+    assert job.state == Job.STATES.READY
+    assert job.workspace == {"post_task_hook": 1}  # no failure hook before the last attempt
+
+
+def test_the_failure_hooks_workspace_is_saved_for_each_job_of_a_failed_batch():
+    jobs = [Job.objects.create(name="hooks_note_batch", workspace={"n": n}) for n in range(2)]
+    claimed = store.claim_batch(OWNER, "hooks_note_batch", "default", "", 2, 30)
+    outcomes = executor.run_batch(claimed, OWNER, [executor.snapshot(j) for j in claimed])
+    assert [o.kind for o in outcomes] == ["failed", "failed"]
+    for n, job in enumerate(jobs):
+        job.refresh_from_db()
+        assert job.workspace == {"n": n, "failure_hook": "ValueError: the whole batch failed"}
+
+
+def test_the_failure_hooks_workspace_is_saved_when_the_rescue_fails_a_lost_job():
+    job = Job.objects.create(name="hooks_note", workspace={"in": 1})
+    start_and_lose(job)
+    assert executor.rescue_expired("rescuer") == 1
+    job.refresh_from_db()
+    assert job.state == Job.STATES.FAILED
+    assert job.workspace["failure_hook"].startswith("WorkerLostError: ")
+    assert job.workspace["in"] == 1
+
+
+def test_a_failure_hook_that_raises_does_not_lose_the_outcome():
+    job = Job.objects.create(name="failing")
+    with override_settings(
+        JOBS={"failing": {"tasks": ["tests.tasks.fail"], "failure_hook": "tests.tasks.fail"}}
+    ):
+        assert run_claimed().kind == "failed"
+    job.refresh_from_db()
+    assert job.state == Job.STATES.FAILED
+    assert job.errors[-1]["type"] == "builtins.ValueError"
