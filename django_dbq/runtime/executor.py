@@ -5,8 +5,10 @@ The executor is called by a worker thread with a job the worker holds
 names for the job's current step and decides what happens next:
 
 - the chain has more steps: READY at the next step (written now);
-- an exception, attempts left: READY with ``run_after`` in the future (now);
-- an exception, no attempts left: FAILED, then the failure hook (now);
+- an exception, attempts left: the post-task hook, then READY with ``run_after``
+  in the future (now);
+- an exception, no attempts left: the failure and post-task hooks, then FAILED
+  (now), so that what the hooks leave in the workspace is saved with it;
 - the last step succeeded: COMPLETED. This write is returned to the worker,
   which batches it with others (see :func:`django_dbq.store.complete`).
 
