@@ -1,4 +1,5 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
+from django.core.exceptions import ImproperlyConfigured
 
 
 class DjangoDbqConfig(AppConfig):
@@ -13,6 +14,17 @@ class DjangoDbqConfig(AppConfig):
     label = "django_dbq"
     verbose_name = "Database job queue"
     default_auto_field = "django.db.models.AutoField"
+
+    def import_models(self) -> None:
+        # Checked before the model is imported: its context object is a foreign key to
+        # ContentType, and Django's own error for a missing contenttypes app is a
+        # RuntimeError from deep inside the import that does not say what to do.
+        if not apps.is_installed("django.contrib.contenttypes"):
+            raise ImproperlyConfigured(
+                "django_dbq needs 'django.contrib.contenttypes' in INSTALLED_APPS (jobs "
+                "can refer to any model instance through it): add it to INSTALLED_APPS."
+            )
+        super().import_models()
 
     def ready(self) -> None:
         from . import (

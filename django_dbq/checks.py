@@ -11,10 +11,22 @@ from . import conf, job_types, options
 
 @checks.register("django_dbq")
 def check_jobs_setting(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """django_dbq.E001-E009 and W001: the JOBS setting."""
+    """django_dbq.E002-E009, E011, E012 and W002: the JOBS setting."""
     _, problems = job_types.validate(conf.raw_jobs(), imports=True)
     messages: list[checks.CheckMessage] = []
     for problem in problems:
+        if problem.id == "django_dbq.E001":
+            # Not an error here: migrate (which runs the checks) must work before JOBS
+            # exists. The commands that need JOBS refuse to run with E001.
+            messages.append(
+                checks.Warning(
+                    problem.msg,
+                    hint=f"{problem.hint} Until then the worker and create_job refuse to "
+                    "run (django_dbq.E001).",
+                    id="django_dbq.W002",
+                )
+            )
+            continue
         kind = checks.Warning if problem.warning else checks.Error
         messages.append(kind(problem.msg, hint=problem.hint, id=problem.id))
     return messages

@@ -39,3 +39,11 @@ class PermanentJobError(DbqError):
 
 class WorkerLostError(DbqError):
     """Recorded on a job whose worker stopped renewing its lease (killed, frozen, lost)."""
+
+
+class NotMigratedError(DbqError):
+    """django_dbq's tables are missing or behind its migrations: run ``migrate``."""
+
+
+class DatabaseUnavailableError(DbqError):
+    """The database cannot be reached (a command says so in one line)."""

@@ -31,6 +31,7 @@ function that gives one job its own retry and lease options (see
 
 from __future__ import annotations
 
+import difflib
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -197,12 +198,15 @@ def _entry_problems(name: Any, entry: Any) -> tuple[dict[str, Any] | None, list[
         )
     for key in entry:
         if key not in KNOWN_KEYS:
+            close = difflib.get_close_matches(str(key), KNOWN_KEYS, n=1)
             problems.append(
                 Problem(
-                    "django_dbq.W001",
-                    f"JOBS[{name!r}] has an unknown key {key!r}; it is ignored.",
-                    "Known keys: " + ", ".join(KNOWN_KEYS) + ".",
-                    warning=True,
+                    "django_dbq.E012",
+                    f"JOBS[{name!r}] has an unknown key {key!r}.",
+                    (f"Did you mean {close[0]!r}? " if close else "")
+                    + "Known keys: "
+                    + ", ".join(KNOWN_KEYS)
+                    + ".",
                 )
             )
     for key in HOOK_KEYS:

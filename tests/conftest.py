@@ -112,3 +112,20 @@ def run_command(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
+
+
+@pytest.fixture
+def empty_database(tmp_path: Path) -> Iterator[str]:
+    """A new, empty database on the server of this test run: its name (a file on
+    SQLite), for ``DBQ_DATABASE_NAME`` of a subprocess. Dropped at the end."""
+    if connection.vendor == "sqlite":
+        yield str(tmp_path / "empty.sqlite3")
+        return
+    name = f"dbq_empty{os.environ.get('DBQ_TEST_SUFFIX', '')}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        cursor.execute(f"CREATE DATABASE {name}")
+    yield name
+    connection.close()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")

@@ -47,15 +47,15 @@ def test_makemigrations_reports_no_changes_for_django_dbq():
     assert "No changes detected" in out.getvalue()
 
 
-def test_e001_jobs_missing(settings):
+def test_w002_jobs_missing_is_a_warning_so_that_migrate_runs(settings):
     del settings.JOBS
     settings.TASKS = {}
 
-    message = only(dbq_messages(), "django_dbq.E001")
+    message = only(dbq_messages(), "django_dbq.W002")
 
-    assert message.level == checks.ERROR
+    assert message.level == checks.WARNING
     assert "JOBS setting is missing" in message.msg
-    assert message.hint
+    assert "django_dbq.E001" in message.hint  # what the worker and create_job say
 
 
 def test_no_e001_when_only_django_tasks_are_run_by_our_backend(settings):
@@ -316,15 +316,22 @@ def test_valid_dbq_settings_pass(name, value):
         assert dbq_messages() == []
 
 
-def test_w001_unknown_key_is_a_warning():
+def test_e012_unknown_key_is_an_error_that_suggests_the_close_match():
     with override_settings(JOBS={"noop": GOOD, "typo": {"tasks": GOOD, "failure_hok": "x.y"}}):
         messages = dbq_messages()
 
-    message = only(messages, "django_dbq.W001")
-    assert message.level == checks.WARNING
+    message = only(messages, "django_dbq.E012")
+    assert message.level == checks.ERROR
     assert "JOBS['typo'] has an unknown key 'failure_hok'" in message.msg
-    assert "failure_hook" in message.hint
-    assert [m.id for m in messages] == ["django_dbq.W001"]
+    assert message.hint.startswith("Did you mean 'failure_hook'?")
+    assert [m.id for m in messages] == ["django_dbq.E012"]
+
+
+def test_e012_names_no_match_when_nothing_is_close():
+    with override_settings(JOBS={"typo": {"tasks": GOOD, "colour": "blue"}}):
+        message = only(dbq_messages(), "django_dbq.E012")
+    assert "Did you mean" not in message.hint
+    assert "max_attempts" in message.hint  # the known keys are listed
 
 
 def test_every_problem_in_the_setting_is_reported_at_once():
@@ -342,7 +349,7 @@ def test_every_problem_in_the_setting_is_reported_at_once():
         "django_dbq.E006",
         "django_dbq.E009",
         "django_dbq.E010",
-        "django_dbq.W001",
+        "django_dbq.E012",
     ]
 
 

@@ -98,12 +98,12 @@ def test_parsed_tasks_do_not_follow_later_changes_to_the_setting_list():
     assert job_type.tasks == ("tests.tasks.noop",)
 
 
-def test_unknown_key_is_a_warning_and_the_entry_still_parses():
+def test_an_unknown_key_is_an_error_and_the_entry_is_left_out():
     parsed, problems = job_types.validate({"x": {"tasks": ["tests.tasks.noop"], "retries": 3}})
 
-    assert [p.id for p in problems] == ["django_dbq.W001"]
-    assert problems[0].warning
-    assert parsed["x"].tasks == ("tests.tasks.noop",)
+    assert [p.id for p in problems] == ["django_dbq.E012"]
+    assert not problems[0].warning
+    assert parsed == {}
 
 
 def test_an_invalid_entry_is_left_out_and_valid_ones_kept():
@@ -257,9 +257,15 @@ def test_job_types_raises_when_jobs_is_missing(settings):
         job_types.job_types()
 
 
-def test_job_types_ignores_warnings():
-    with override_settings(JOBS={"x": {"tasks": ["tests.tasks.noop"], "colour": "blue"}}):
-        assert set(job_types.job_types()) == {"x"}
+def test_job_types_refuses_an_unknown_key_with_a_one_line_error():
+    with (
+        override_settings(JOBS={"x": {"tasks": ["tests.tasks.noop"], "max_attempt": 3}}),
+        pytest.raises(JobConfigurationError) as excinfo,
+    ):
+        job_types.job_types()
+    assert "Did you mean 'max_attempts'?" in str(excinfo.value)
+    assert "django_dbq.E012" in str(excinfo.value)
+    assert "\n" not in str(excinfo.value)
 
 
 def test_get_job_type_returns_the_definition():

@@ -20,7 +20,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from tests.conftest import ROOT, run_command
 
@@ -55,22 +54,6 @@ def old_package() -> Path:
         if result.returncode != 0:
             pytest.skip(f"could not install {OLD_PACKAGE}: {result.stderr.strip()[-300:]}")
     return target
-
-
-@pytest.fixture
-def upgrade_db(tmp_path):
-    """A new, empty database for the old project: its name (a file on SQLite)."""
-    if connection.vendor == "sqlite":
-        yield str(tmp_path / "old.sqlite3")
-        return
-    name = f"dbq_upgrade{os.environ.get('DBQ_TEST_SUFFIX', '')}"
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-        cursor.execute(f"CREATE DATABASE {name}")
-    yield name
-    connection.close()
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
 
 
 def build_old_database(old_package: Path, db_name: str, migration: str | None) -> dict:
@@ -109,16 +92,16 @@ def rows(db_name: str) -> dict[str, dict]:
 
 @pytest.mark.parametrize("migration", [None, "0004_auto_20210818_0247"], ids=["3.3", "0004"])
 def test_a_django_db_queue_database_upgrades_in_place_and_its_jobs_run(
-    old_package, upgrade_db, migration
+    old_package, empty_database, migration
 ):
-    built = build_old_database(old_package, upgrade_db, migration)
+    built = build_old_database(old_package, empty_database, migration)
     old_jobs = built["jobs"]
     states = built["states"]
     assert ("STOPPING" in states) == (migration is None)
 
-    migrated = run_command("migrate", "-v0", DBQ_DATABASE_NAME=upgrade_db)
+    migrated = run_command("migrate", "-v0", DBQ_DATABASE_NAME=empty_database)
     assert migrated.returncode == 0, migrated.stderr[-3000:]
-    after = rows(upgrade_db)
+    after = rows(empty_database)
 
     assert list(after) == old_jobs  # every row kept, in creation order
     by_state = dict(zip(states, old_jobs, strict=False))
@@ -132,9 +115,9 @@ def test_a_django_db_queue_database_upgrades_in_place_and_its_jobs_run(
     assert after[chain]["next_task"] == "tests.tasks.step_two"
     assert after[no_workspace]["workspace"] == {}
 
-    worker = run_command("worker", "--burst", DBQ_DATABASE_NAME=upgrade_db)
+    worker = run_command("worker", "--burst", DBQ_DATABASE_NAME=empty_database)
     assert worker.returncode == 0, worker.stderr[-3000:]
-    done = rows(upgrade_db)
+    done = rows(empty_database)
 
     expected = {pk: "COMPLETED" for pk in old_jobs}
     expected[by_state["FAILED"]] = "FAILED"

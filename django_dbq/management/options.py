@@ -13,10 +13,17 @@ from typing import Any
 
 from dateutil import parser as date_parser
 from dateutil.relativedelta import relativedelta
-from django.db import transaction
+from django.db import DatabaseError, connections, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from ..exceptions import DbqError, InvalidJobError, InvalidWorkspaceError
+from ..exceptions import (
+    DatabaseUnavailableError,
+    DbqError,
+    InvalidJobError,
+    InvalidWorkspaceError,
+    NotMigratedError,
+)
 from ..models import QUEUE_NAME_MAX_LENGTH, Job
 
 _RELATIVE = re.compile(r"^\+?\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|w)$", re.I)
@@ -125,6 +132,24 @@ def parse_queue_names(names: list[str]) -> list[str]:
     return list(names)
 
 
+def require_migrated(using: str = "default") -> None:
+    """Raise :class:`NotMigratedError` unless every migration of django_dbq is applied
+    on ``using`` (a command run before ``migrate`` says so instead of failing later
+    with "no such table"), or :class:`DatabaseUnavailableError` if it cannot tell."""
+    try:
+        executor = MigrationExecutor(connections[using])
+        targets = [key for key in executor.loader.graph.leaf_nodes() if key[0] == "django_dbq"]
+        missing = [m for m, _ in executor.migration_plan(targets) if m.app_label == "django_dbq"]
+    except DatabaseError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DatabaseUnavailableError(f"Cannot reach the database {using!r}: {first}") from None
+    if missing:
+        raise NotMigratedError(
+            f"The database {using!r} lacks django_dbq's tables or columns ({len(missing)} "
+            "migration(s) of django_dbq not applied): run `python manage.py migrate` first."
+        )
+
+
 def create_job(
     name: str,
     *,
@@ -155,4 +180,5 @@ __all__ = [
     "parse_seconds",
     "parse_when",
     "parse_workspace",
+    "require_migrated",
 ]

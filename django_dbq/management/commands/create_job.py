@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from django_dbq.exceptions import DbqError
-from django_dbq.management.options import create_job
+from django_dbq.management.options import create_job, require_migrated
 
 
 class Command(BaseCommand):
@@ -23,6 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
+            require_migrated()
             job = create_job(
                 options["job_name"],
                 queue_name=options["queue_name"],

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from django_dbq.exceptions import DbqError
-from django_dbq.management.options import parse_hours
+from django_dbq.management.options import parse_hours, require_migrated
 from django_dbq.models import Job
 
 
@@ -14,6 +14,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             hours = parse_hours(options["hours"])
+            require_migrated()
             deleted = Job.objects.delete_old(hours=hours)
         except DbqError as exc:
             raise CommandError(str(exc)) from None

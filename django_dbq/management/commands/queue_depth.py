@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from django_dbq.exceptions import DbqError
-from django_dbq.management.options import parse_queue_names
+from django_dbq.management.options import parse_queue_names, require_migrated
 from django_dbq.models import Job
 
 
@@ -21,6 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             parse_queue_names(options["queue_names"])
+            require_migrated()
         except DbqError as exc:
             raise CommandError(str(exc)) from None
         depths = Job.get_queue_depths(exclude_future_jobs=options["exclude_future_jobs"])

@@ -8,6 +8,7 @@ from django_dbq.management.options import (
     parse_count,
     parse_queue_names,
     parse_seconds,
+    require_migrated,
 )
 
 
@@ -67,6 +68,7 @@ class Command(BaseCommand):
                 "burst": options["burst"],
             }
             processes = parse_count("--processes", options["processes"])
+            require_migrated()
         except DbqError as exc:
             raise CommandError(str(exc)) from None
         if options["dry_run"]:
@@ -87,8 +89,8 @@ class Command(BaseCommand):
             sys.exit(Supervisor(processes, sys.argv, burst=options["burst"]).run())
         from django_dbq.runtime.worker import Worker
 
-        worker = Worker(queues, **settings)
         try:
+            worker = Worker(queues, **settings)
             worker.run()
         except DbqError as exc:
             raise CommandError(str(exc)) from None
