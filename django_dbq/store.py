@@ -1,5 +1,5 @@
-"""Every write of a job's state: claim, renew, advance, retry, fail, complete,
-release, rescue.
+"""Every write of a job's state: claim, mark started, renew, advance, retry, fail,
+complete, release, rescue.
 
 The worker, the synchronous mode, tracking and the django.tasks backend all
 change jobs through these functions and no other way. Each write after a claim
