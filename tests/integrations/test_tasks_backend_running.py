@@ -280,6 +280,8 @@ def test_worker_with_locked_rows():
 def test_a_lost_task_is_failed_by_rescue_and_task_finished_is_sent(received):
     result = t.sleep_for.enqueue(1)
     [job] = store.claim("lost-worker", ["default"], 1, 30)
+    job.started_at = timezone.now()
+    assert store.mark_started("lost-worker", [job]) == 1  # its task had started
     Job.objects.filter(pk=job.pk).update(
         lease_expires_at=timezone.now() - datetime.timedelta(seconds=1)
     )
