@@ -349,8 +349,12 @@ class Worker:
                     return
                 work, before = item
                 batch = work if isinstance(work, list) else [work]
+                now, started = timezone.now(), time.monotonic()
                 with self._lock:
-                    self._running.update(job.pk for job in batch)
+                    for job in batch:
+                        self._running.add(job.pk)
+                        job.started_at = now
+                        self._started.append((started, job))  # the completer marks it
                 if self._ready.qsize() < self._low_water:
                     self._wake.set()
                 self._run(batch, before if isinstance(work, list) else [before])
@@ -359,11 +363,6 @@ class Worker:
 
     def _run(self, batch: list[Job], befores: list[str | None]) -> None:
         """Run one claimed job (a batch of one) or one batch, and note the outcomes."""
-        now, started = timezone.now(), time.monotonic()
-        with self._lock:
-            for job in batch:
-                job.started_at = now
-                self._started.append((started, job))  # the completer marks them
         try:
             if len(batch) == 1 and batch[0].batch_key is None:
                 outcomes = [executor.run(batch[0], self.owner, befores[0])]
@@ -452,14 +451,12 @@ class Worker:
         Jobs that finish sooner are marked by the write of their outcome."""
         due = time.monotonic() - MARK_STARTED_AFTER
         with self._lock:
-            if not self._started:
+            # In start order: while the oldest is not due, none is (and the entries of
+            # jobs that finished meanwhile are dropped on a later pass, in one go).
+            if not self._started or self._started[0][0] > due:
                 return
-            finished = {outcome.job.pk for outcome in self._done}
-            running = [
-                (at, job)
-                for at, job in self._started
-                if job.pk in self._running and job.pk not in finished
-            ]
+            # A job whose outcome is noted has left _running: its write marks it.
+            running = [(at, job) for at, job in self._started if job.pk in self._running]
             ready = [job for at, job in running if at <= due]
             self._started = [(at, job) for at, job in running if at > due]
         if ready:
@@ -469,7 +466,7 @@ class Worker:
                 logger.warning("Could not mark started jobs (%s)", exc)
                 connections[self.using].close()
                 with self._lock:
-                    self._started += [(due, job) for job in ready]
+                    self._started[:0] = [(due, job) for job in ready]
 
     # --- heartbeat: leases and rescue -------------------------------------------------------
 
