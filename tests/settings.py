@@ -206,6 +206,13 @@ JOBS = {
         "batch": {"size": 3, "wait": 0},
         "max_attempts": 3,
     },
+    # The admin's tests (tests/admin): a chain whose second step always fails, twice.
+    "admin_flaky": {
+        "tasks": ["tests.tasks.noop", "tests.tasks.fail"],
+        "max_attempts": 2,
+        "backoff": 0,
+        "failure_hook": "tests.tasks.failure_hook",
+    },
 }
 JOBS.update(FAILURE_JOBS)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
