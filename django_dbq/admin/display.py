@@ -22,7 +22,7 @@ from ..exceptions import JobConfigurationError
 from ..models import Job
 from ..states import RUNNABLE_STATES, JobStates
 
-NOTHING = "\N{EM DASH}"
+NOTHING = "-"  # as the admin shows an empty value
 
 
 def state_badge(state: str) -> SafeString:
@@ -95,10 +95,10 @@ def step(job: Job) -> str:
     """The position of the job's next (or failed) task in its chain, as ``2/3``.
 
     A NULL ``step`` means the first position of ``next_task`` in the chain. A job
-    with no next task (completed, or a tracked operation) shows :data:`NOTHING`.
+    with no next task (completed, or a tracked operation) has none (empty).
     """
     if not job.next_task:
-        return NOTHING
+        return ""
     found = job_type(job)
     if found is None:
         return "?"
@@ -190,7 +190,7 @@ def timeline(job: Job, now: datetime.datetime | None = None) -> SafeString:
     """Created, scheduled, started, finished, and the durations between."""
     now = now or timezone.now()
     rows: list[tuple[str, Any]] = [("Created", moment(job.created, now))]
-    if job.run_after is not None:
+    if job.run_after is not None and job.state in RUNNABLE_STATES:
         rows.append(("Scheduled for", moment(job.run_after, now)))
     if job.started_at is not None:
         rows.append(("Last attempt started", moment(job.started_at, now)))

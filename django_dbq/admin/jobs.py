@@ -28,7 +28,7 @@ from django.utils.html import format_html
 from .. import store
 from ..exceptions import InvalidJobError, InvalidWorkspaceError, UnknownJobError
 from ..models import Job
-from ..states import FINISHED_STATES, JobStates
+from ..states import FINISHED_STATES, RUNNABLE_STATES, JobStates
 from . import actions, display
 from .filters import ErrorsFilter, JobNameFilter, ScheduledFilter
 from .forms import JobAddForm, JobChangeForm
@@ -44,7 +44,7 @@ class JobAdmin(admin.ModelAdmin):
         "short_id",
         "state_badge",
         "name",
-        "queue_name",
+        "queue",
         "priority",
         "attempts_display",
         "step_display",
@@ -84,6 +84,10 @@ class JobAdmin(admin.ModelAdmin):
     def state_badge(self, job: Job) -> Any:
         return display.state_badge(job.state)
 
+    @admin.display(description="queue", ordering="queue_name")
+    def queue(self, job: Job) -> str:
+        return job.queue_name
+
     @admin.display(description="attempts", ordering="attempts")
     def attempts_display(self, job: Job) -> str:
         return display.attempts(job)
@@ -94,15 +98,18 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="runs", ordering="run_after")
     def run_after_display(self, job: Job) -> Any:
-        if job.run_after is None:
+        """When a waiting job runs; a finished or running job's run_after is history."""
+        if job.run_after is None or job.state not in RUNNABLE_STATES:
             return ""
         return format_html(
-            '<span title="{}">{}</span>', job.run_after.isoformat(), display.relative(job.run_after)
+            '<span class="dbq-nowrap" title="{}">{}</span>',
+            job.run_after.isoformat(),
+            display.relative(job.run_after),
         )
 
     @admin.display(description="time")
-    def elapsed_display(self, job: Job) -> str:
-        return display.elapsed(job)
+    def elapsed_display(self, job: Job) -> Any:
+        return format_html('<span class="dbq-nowrap">{}</span>', display.elapsed(job))
 
     @admin.display(description="last error")
     def last_error_display(self, job: Job) -> Any:
@@ -152,23 +159,16 @@ class JobAdmin(admin.ModelAdmin):
         editable = self.has_change_permission(request, obj)
         main: tuple[str, ...] = ("state_badge", "id", "name", "queue_name", "priority", "run_after")
         main += ("workspace", "seen_modified") if editable else ("workspace_display",)
+        progress: tuple[str, ...] = ("step_display", "next_task", "attempts_display")
+        if obj.state == JobStates.PROCESSING:
+            progress += ("worker_display",)
+        if obj.batch_key is not None:
+            progress += ("batch_key",)
+        progress += ("timeline_display", "context_display")
         return [
             (None, {"fields": main}),
-            (
-                "Progress",
-                {
-                    "fields": (
-                        "step_display",
-                        "next_task",
-                        "attempts_display",
-                        "worker_display",
-                        "batch_key",
-                    )
-                },
-            ),
-            ("Timeline", {"fields": ("timeline_display",)}),
-            ("Context", {"fields": ("context_display",)}),
-            ("Errors", {"fields": ("errors_display",)}),
+            ("Progress", {"fields": progress}),
+            ("Errors, newest first", {"fields": ("errors_display",)}),
         ]
 
     def get_readonly_fields(self, request: Any, obj: Job | None = None) -> Any:
