@@ -128,8 +128,12 @@ class JobAdmin(admin.ModelAdmin):
             return found, duplicates
         return found | queryset.filter(pk=pk), duplicates
 
-    def get_actions(self, request: Any) -> dict[str, Any]:
-        found = super().get_actions(request)
+    def get_actions(self, request: Any, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 passes where the actions are shown (the list or the change form).
+        if action_location is None:
+            found = super().get_actions(request)
+        else:
+            found = super().get_actions(request, action_location=action_location)
         # Django's own deletes jobs whatever their state; delete_finished replaces it.
         found.pop("delete_selected", None)
         return found
