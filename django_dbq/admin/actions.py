@@ -67,7 +67,7 @@ RUN_NOW = Operation(
     name="run_now",
     title="Run scheduled jobs now",
     button="Run now",
-    done="Made runnable now",
+    done="Cleared the run_after of",
     applies_to="waiting jobs (NEW or READY) with a run_after: it is cleared, so they run now.",
     eligible=Q(state__in=RUNNABLE_STATES, run_after__isnull=False),
     applies=lambda job: job.state in RUNNABLE_STATES and job.run_after is not None,

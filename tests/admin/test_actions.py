@@ -121,7 +121,7 @@ def test_run_now_clears_run_after_of_scheduled_jobs(admin_client):
     response = confirm(admin_client, "run_now", [scheduled])
 
     assert Job.objects.get(pk=scheduled.pk).run_after is None
-    assert message(response) == "Made runnable now 1 job."
+    assert message(response) == "Cleared the run_after of 1 job."
     assert LogEntry.objects.get().object_id == str(scheduled.pk)
 
 
