@@ -41,6 +41,11 @@ class WorkerLostError(DbqError):
     """Recorded on a job whose worker stopped renewing its lease (killed, frozen, lost)."""
 
 
+class JobCancelledError(DbqError):
+    """Recorded on a waiting job that an operator cancelled (it ends FAILED without
+    running; see :func:`django_dbq.store.cancel_waiting`)."""
+
+
 class NotMigratedError(DbqError):
     """django_dbq's tables are missing or behind its migrations: run ``migrate``."""
 

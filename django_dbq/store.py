@@ -1,5 +1,6 @@
 """Every write of a job's state: claim, mark started, renew, advance, retry, fail,
-complete, release, rescue.
+complete, release, rescue; and the operators' writes (retry a failed job, run a
+scheduled one now, cancel, edit, delete) that the admin offers.
 
 The worker, the synchronous mode, tracking and the django.tasks backend all
 change jobs through these functions and no other way. Each write after a claim
@@ -20,19 +21,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from django.db import DatabaseError, connections, models, router
+from django.db import DatabaseError, connections, models, router, transaction
 from django.db.models import Count, Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import conf, job_types
 from .db import backend_for
-from .exceptions import InvalidWorkspaceError, WorkerLostError
+from .exceptions import InvalidWorkspaceError, JobCancelledError, WorkerLostError
 from .job_types import Batch
 from .models import Job, validate_workspace
-from .states import JobStates
+from .states import FINISHED_STATES, RUNNABLE_STATES, JobStates
 
 logger = logging.getLogger("django_dbq.worker")
+operations_logger = logging.getLogger("django_dbq.operations")
 
 OutcomeKind = Literal["completed", "advanced", "retried", "failed", "lost"]
 
@@ -543,6 +545,205 @@ def rescue_expired(rescuer: str, *, limit: int = 100) -> list[Rescued]:
                 setattr(job, field, value)
             rescued.append(Rescued(job, error, failed, max_attempts))
     return rescued
+
+
+# --- operators' writes (the admin) -------------------------------------------------------
+#
+# Each takes the ids an operator chose and writes every row with its own guarded
+# UPDATE (or DELETE): the row changes only if it is still in a state the write
+# applies to, so a job that a worker claimed (or another operator changed) since the
+# operator looked is left alone and counted as skipped. The candidates are first
+# read without locks; the writes of each chunk of ids share one short transaction.
+
+#: The states in which an operator may edit a job's queue, priority, run_after and
+#: workspace: no worker holds the job.
+EDITABLE_STATES = (JobStates.NEW, JobStates.READY, JobStates.FAILED)
+#: The fields :func:`edit` may write.
+EDITABLE_FIELDS = frozenset({"queue_name", "priority", "run_after", "workspace"})
+#: Ids read and written per transaction by the operators' writes.
+OPERATOR_CHUNK = 100
+#: How many times :func:`cancel_waiting` reads a row again that changed under it
+#: (and is still waiting) before it leaves the row alone.
+CANCEL_READS = 3
+
+
+@dataclass
+class Changed:
+    """What an operator's write did to the jobs it was given."""
+
+    #: The ids of the jobs it changed, in the order given.
+    changed: list[Any]
+    #: How many it left alone: not (or no longer) in a state the write applies to, or gone.
+    skipped: int
+
+
+def _write_alias(using: str | None) -> str:
+    return using or router.db_for_write(Job)
+
+
+def _operate(
+    ids: Sequence[Any],
+    candidates: Any,
+    write: Any,
+    using: str,
+) -> tuple[Changed, list[Job]]:
+    """Read the ``candidates`` (a queryset) among ``ids``, chunk by chunk, and call
+    ``write(job) -> bool`` on each inside the chunk's transaction. Returns what
+    changed and the candidates that were changed, as read."""
+    unique = list(dict.fromkeys(ids))
+    changed: list[Job] = []
+    for start in range(0, len(unique), OPERATOR_CHUNK):
+        chunk = unique[start : start + OPERATOR_CHUNK]
+        read = {job.pk: job for job in candidates.filter(pk__in=chunk)}
+        with transaction.atomic(using=using):
+            for job in read.values():
+                if write(job):
+                    changed.append(job)
+    by_pk = {job.pk: job for job in changed}
+    ordered = [by_pk[pk] for pk in (Job._meta.pk.to_python(i) for i in unique) if pk in by_pk]
+    return Changed([job.pk for job in ordered], len(unique) - len(ordered)), ordered
+
+
+def _wake(jobs: list[Job], using: str) -> None:
+    """Wake the workers of the queues of ``jobs`` (PostgreSQL; polling elsewhere)."""
+    if jobs:
+        backend_for(using).notify(sorted({job.queue_name for job in jobs}))
+
+
+def retry_failed(ids: Sequence[Any], by: str, *, using: str | None = None) -> Changed:
+    """FAILED jobs back to READY, to run now, at the step that failed.
+
+    That step starts again with no attempt spent (``attempts`` 0), ``run_after``,
+    ``started_at`` and ``finished_at`` are cleared, and the errors are kept. A row
+    is written only if it is still FAILED; a job with no next task (a tracked
+    operation, which no worker can run) is skipped. ``by`` names who asked, for
+    the log.
+    """
+    using = _write_alias(using)
+    manager = Job.objects.db_manager(using)
+    retryable = manager.filter(state=JobStates.FAILED).exclude(next_task="")
+
+    def write(job: Job) -> bool:
+        return bool(
+            retryable.filter(pk=job.pk).update(
+                state=JobStates.READY,
+                attempts=0,
+                run_after=None,
+                started_at=None,
+                finished_at=None,
+                lease_expires_at=None,
+                modified=timezone.now(),
+            )
+        )
+
+    result, jobs = _operate(ids, retryable.only("pk", "queue_name"), write, using)
+    _wake(jobs, using)
+    _log_operation("retried", by, result)
+    return result
+
+
+def run_now(ids: Sequence[Any], by: str, *, using: str | None = None) -> Changed:
+    """Waiting jobs scheduled for later (``run_after`` set) become runnable now.
+
+    A row is written only if it is still NEW or READY with a ``run_after``.
+    """
+    using = _write_alias(using)
+    manager = Job.objects.db_manager(using)
+    scheduled = manager.filter(state__in=RUNNABLE_STATES, run_after__isnull=False)
+
+    def write(job: Job) -> bool:
+        return bool(scheduled.filter(pk=job.pk).update(run_after=None, modified=timezone.now()))
+
+    result, jobs = _operate(ids, scheduled.only("pk", "queue_name"), write, using)
+    _wake(jobs, using)
+    _log_operation("made runnable now", by, result)
+    return result
+
+
+def cancel_waiting(ids: Sequence[Any], by: str, *, using: str | None = None) -> Changed:
+    """Waiting jobs (NEW or READY, due or scheduled) end FAILED without running.
+
+    Each gets an error record of type :class:`~django_dbq.exceptions.JobCancelledError`
+    whose message and ``cancelled_by`` say who cancelled it (``by``). The failure
+    hook does not run and no ``job_failed`` signal is sent: the job did not fail at
+    a task, an operator stopped it. A row is written only if it is still waiting
+    and unchanged since it was read (same ``modified``), so neither a worker's claim
+    nor an error a retry added is overwritten; a row that changed but still waits is
+    read again (:data:`CANCEL_READS` times at most).
+    """
+    using = _write_alias(using)
+    manager = Job.objects.db_manager(using)
+    waiting = manager.filter(state__in=RUNNABLE_STATES)
+    fields = ("pk", "name", "state", "next_task", "attempts", "errors", "modified", "queue_name")
+
+    def write(job: Job) -> bool:
+        for _ in range(CANCEL_READS):
+            now = timezone.now()
+            error = JobCancelledError(
+                f"Cancelled by {by} while it waited to run (it was {job.state})."
+            )
+            record = error_record(error, job, job.next_task, "")
+            record["traceback"] = ""
+            record["cancelled_by"] = by
+            landed = waiting.filter(pk=job.pk, modified=job.modified).update(
+                state=JobStates.FAILED,
+                errors=keep_errors(job, record),
+                finished_at=now,
+                lease_expires_at=None,
+                modified=now,
+            )
+            if landed:
+                return True
+            fresh = waiting.filter(pk=job.pk).only(*fields).first()
+            if fresh is None:
+                return False
+            job.state, job.errors, job.modified = fresh.state, fresh.errors, fresh.modified
+            job.attempts, job.next_task = fresh.attempts, fresh.next_task
+        return False
+
+    result, _ = _operate(ids, waiting.only(*fields), write, using)
+    _log_operation("cancelled", by, result)
+    return result
+
+
+def delete_finished(ids: Sequence[Any], by: str, *, using: str | None = None) -> Changed:
+    """Delete COMPLETED and FAILED jobs; a row is deleted only if it is still finished."""
+    using = _write_alias(using)
+    finished = Job.objects.db_manager(using).filter(state__in=FINISHED_STATES)
+
+    def write(job: Job) -> bool:
+        return bool(finished.filter(pk=job.pk).delete()[0])
+
+    result, _ = _operate(ids, finished.only("pk"), write, using)
+    _log_operation("deleted", by, result)
+    return result
+
+
+def edit(
+    pk: Any, seen: datetime.datetime, values: Mapping[str, Any], *, using: str | None = None
+) -> bool:
+    """An operator's edit of a job no worker holds (:data:`EDITABLE_STATES`).
+
+    ``values`` maps fields of :data:`EDITABLE_FIELDS` to their new (validated)
+    values. The row is written only if it is still editable and unchanged since
+    the operator read it (its ``modified`` is ``seen``): a job claimed, run,
+    retried or edited by someone else in the meantime is left alone (``False``).
+    """
+    unknown = set(values) - EDITABLE_FIELDS
+    if unknown:
+        raise ValueError(f"Operators may not edit {sorted(unknown)} of a job.")
+    return bool(
+        Job.objects.db_manager(_write_alias(using))
+        .filter(pk=pk, state__in=EDITABLE_STATES, modified=seen)
+        .update(**values, modified=timezone.now())
+    )
+
+
+def _log_operation(what: str, by: str, result: Changed) -> None:
+    if result.changed or result.skipped:
+        operations_logger.info(
+            "Jobs %s by %s: %d changed, %d skipped", what, by, len(result.changed), result.skipped
+        )
 
 
 # --- error records -----------------------------------------------------------------------------

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",
     "django_dbq",
     "tests",
 ]
@@ -39,6 +40,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 ROOT_URLCONF = "tests.urls"
+STATIC_URL = "static/"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -205,6 +207,13 @@ JOBS = {
         "tasks": ["tests.tasks.slow_batch"],
         "batch": {"size": 3, "wait": 0},
         "max_attempts": 3,
+    },
+    # The admin's tests (tests/admin): a chain whose second step always fails, twice.
+    "admin_flaky": {
+        "tasks": ["tests.tasks.noop", "tests.tasks.fail"],
+        "max_attempts": 2,
+        "backoff": 0,
+        "failure_hook": "tests.tasks.failure_hook",
     },
 }
 JOBS.update(FAILURE_JOBS)
