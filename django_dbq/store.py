@@ -21,13 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from django.db import DatabaseError, connections, models, router, transaction
+from django.db import DatabaseError, models, router, transaction
 from django.db.models import Count, Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import conf, job_types
-from .db import backend_for
+from .db import backend_for, forget_broken_connections
 from .exceptions import InvalidWorkspaceError, JobCancelledError, WorkerLostError
 from .job_types import Batch
 from .models import Job, validate_workspace
@@ -292,7 +292,7 @@ def complete(owner: str, outcomes: list[Outcome]) -> int:
                     [o.job for o in group], [*final, "workspace", "started_at"]
                 )
         except DatabaseError as exc:
-            _forget_if_broken()
+            forget_broken_connections()
             logger.warning("Could not save %d completions at once (%s)", len(group), exc)
             written += sum(_complete_one(owner, outcome) for outcome in group)
             continue
@@ -330,7 +330,7 @@ def _complete_one(owner: str, outcome: Outcome) -> int:
         try:
             count = Job.objects.held_by(owner).filter(pk=job.pk).update(**final)
         except DatabaseError as exc:
-            _forget_if_broken()
+            forget_broken_connections()
             error = exc
             continue
         _set(job, final)
@@ -343,15 +343,6 @@ def _complete_one(owner: str, outcome: Outcome) -> int:
     outcome.written = False
     log_finish(job, outcome.task, "failed" if failed else "lost", outcome.duration)
     return 0
-
-
-def _forget_if_broken() -> None:
-    """Close the connection a failed statement left unusable (it reconnects on use)."""
-    connection = connections[router.db_for_write(Job)]
-    if connection.in_atomic_block:
-        return
-    if not connection.is_usable():
-        connection.close()
 
 
 def _by_size(outcomes: list[Outcome]) -> list[list[Outcome]]:

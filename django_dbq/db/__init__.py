@@ -43,8 +43,19 @@ def backend_for(connection: BaseDatabaseWrapper | str) -> Backend:
     return backend
 
 
+def forget_broken_connections() -> None:
+    """Close this thread's connections that a failed statement (or a failed task)
+    left unusable; Django opens a new one on the next query. A connection inside
+    ``atomic`` is left to the block that owns it."""
+    for connection in connections.all(initialized_only=True):
+        if connection.errors_occurred and not connection.in_atomic_block:
+            connection.errors_occurred = False
+            if not connection.is_usable():
+                connection.close()
+
+
 # One backend per connection object (connections are per thread), made on first use.
 _made: weakref.WeakKeyDictionary[BaseDatabaseWrapper, Backend] = weakref.WeakKeyDictionary()
 
 
-__all__ = ["BACKENDS", "Backend", "backend_for"]
+__all__ = ["BACKENDS", "Backend", "backend_for", "forget_broken_connections"]

@@ -30,6 +30,7 @@ from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from .. import job_types, options, signals, store
+from ..db import forget_broken_connections
 from ..exceptions import PermanentJobError
 from ..models import Job, validate_workspace
 from ..store import Outcome, OutcomeKind, error_record, log_finish
@@ -121,7 +122,7 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
         log_finish(job, task, "advanced" if landed else "lost", duration)
         return Outcome(job, "advanced" if landed else "lost", duration, task)
 
-    _forget_broken_connections()
+    forget_broken_connections()
     # As in django-db-queue: the post-task hook runs even when the task failed, after
     # the failure hook; both before the outcome is saved, so their workspace is too.
     return _settle_failure(
@@ -246,7 +247,7 @@ def run_batch(batch: list[Job], owner: str, befores: list[str | None]) -> list[O
         job_types.resolve(task)(jobs_only)
     except BaseException as exc:  # SystemExit too: it fails this batch, not the worker
         error = exc
-        _forget_broken_connections()
+        forget_broken_connections()
     duration = time.monotonic() - start
     for job, before in runnable:
         job_error = error or getattr(job, "_dbq_error", None)
@@ -310,15 +311,6 @@ def persist(write: Any, *args: Any, attempts: int = 6) -> Any:
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
     raise AssertionError("unreachable")
-
-
-def _forget_broken_connections() -> None:
-    """Close this thread's connections that a failed task left unusable."""
-    for connection in connections.all(initialized_only=True):
-        if connection.errors_occurred:
-            connection.errors_occurred = False
-            if not connection.is_usable():
-                connection.close()
 
 
 def rescue_expired(rescuer: str) -> int:
