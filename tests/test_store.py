@@ -160,10 +160,6 @@ def test_a_completion_the_database_refuses_fails_only_its_own_job():
     assert states[poisoned.pk] == Job.STATES.FAILED
     assert [states[j.pk] for j in claimed if j is not poisoned] == [Job.STATES.COMPLETED] * 3
     failed = Job.objects.get(pk=poisoned.pk)
-    assert failed.workspace == {"n": poisoned_n(claimed, poisoned)}  # the last saved one
+    assert failed.workspace == {"n": claimed.index(poisoned)}  # the last saved one
     assert failed.errors[-1]["type"].startswith("django.db.")
     assert all(o.written is not None for o in outcomes)
-
-
-def poisoned_n(claimed, poisoned) -> int:
-    return claimed.index(poisoned)

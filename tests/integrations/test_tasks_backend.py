@@ -60,6 +60,7 @@ def test_using_correct_backend():
     assert default_task_backend.alias == "default"
     assert default_task_backend.options == {}
 
+
 def test_every_capability_is_supported():
     backend = task_backends["default"]
     assert backend.supports_defer
@@ -69,15 +70,18 @@ def test_every_capability_is_supported():
     assert backend.task_class is DatabaseTask
     assert isinstance(t.noop_task, DatabaseTask)
 
+
 def test_the_constructor_touches_no_models(django_assert_num_queries):
     with django_assert_num_queries(0):
         backend = DatabaseBackend("x", {"QUEUES": ["a"], "OPTIONS": {"max_attempts": 2}})
     assert backend.queues == {"a"}
     assert backend.options == {"max_attempts": 2}
 
+
 def test_check():
     assert default_task_backend.check() == []
     assert task_backends["retrying"].check() == []
+
 
 def test_database_backend_app_missing(monkeypatch):
     from django_dbq.integrations import tasks_backend
@@ -86,6 +90,7 @@ def test_database_backend_app_missing(monkeypatch):
     [error] = default_task_backend.check()
     assert error.id == "django_dbq.tasks.E001"
     assert "django_dbq" in error.hint
+
 
 @pytest.mark.parametrize(
     ("options", "check_id"),
@@ -103,14 +108,17 @@ def test_check_reports_bad_options(options, check_id):
     backend = DatabaseBackend("x", {"OPTIONS": options})
     assert [m.id for m in backend.check()] == [check_id]
 
+
 def test_check_reports_queue_names_a_job_cannot_hold():
     backend = DatabaseBackend("x", {"QUEUES": ["q" * 65]})
     assert [m.id for m in backend.check()] == ["django_dbq.tasks.E003"]
+
 
 def test_a_backoff_path_is_allowed_in_options_but_not_per_task():
     assert DatabaseBackend("x", {"OPTIONS": {"backoff": "tests.tasks.noop"}}).check() == []
     with pytest.raises(InvalidTask, match="backoff"):
         t.noop_task.using(backoff="tests.tasks.noop")
+
 
 def test_the_tasks_job_type_is_built_in_and_reserved(settings):
     job_type = job_types.get_job_type(JOB_NAME)
@@ -141,9 +149,11 @@ def test_validate_task_rejects(make, message):
     with pytest.raises(InvalidTask, match=message):
         make()
 
+
 def test_using_rejects_unknown_options():
     with pytest.raises(TypeError, match="colour"):
         t.noop_task.using(colour="blue")
+
 
 def test_using_sets_options_and_keeps_the_rest():
     task = t.noop_task.using(priority=5, max_attempts=4, backoff=1.5)
@@ -151,32 +161,28 @@ def test_using_sets_options_and_keeps_the_rest():
     assert task.dbq_options == {"max_attempts": 4, "backoff": 1.5}
     assert task.using(queue_name="queue-1").max_attempts == 4
 
+
+def _task_on_a_queue_the_backend_refuses():
+    queues = {
+        "BACKEND": "django_dbq.integrations.tasks_backend.DatabaseBackend",
+        "QUEUES": ["unknown_queue"],
+    }
+    with override_settings(TASKS={"default": queues}):
+        return t.noop_task.using(queue_name="unknown_queue")
+
+
 def test_validate_on_enqueue():
-    with override_settings(
-        TASKS={
-            "default": {
-                "BACKEND": "django_dbq.integrations.tasks_backend.DatabaseBackend",
-                "QUEUES": ["unknown_queue"],
-            }
-        }
-    ):
-        task = t.noop_task.using(queue_name="unknown_queue")
+    task = _task_on_a_queue_the_backend_refuses()
     with pytest.raises(InvalidTask, match="Queue 'unknown_queue' is not valid for backend"):
         task.enqueue()
     assert not Job.objects.exists()
 
+
 def test_validate_on_aenqueue():
-    with override_settings(
-        TASKS={
-            "default": {
-                "BACKEND": "django_dbq.integrations.tasks_backend.DatabaseBackend",
-                "QUEUES": ["unknown_queue"],
-            }
-        }
-    ):
-        task = t.noop_task.using(queue_name="unknown_queue")
+    task = _task_on_a_queue_the_backend_refuses()
     with pytest.raises(InvalidTask, match="Queue 'unknown_queue' is not valid for backend"):
         async_to_sync(task.aenqueue)()
+
 
 def test_a_task_outside_the_task_modules_is_refused_at_enqueue():
     with override_settings(
@@ -195,6 +201,7 @@ def test_a_task_outside_the_task_modules_is_refused_at_enqueue():
         assert not task_backends["default"].allows("shopping.tasks.send")
     assert not Job.objects.exists()
 
+
 def test_allows_follows_installed_apps_when_they_change():
     backend = task_backends["default"]
     assert backend.allows("tests.tasks.noop")  # remembered ...
@@ -202,6 +209,7 @@ def test_allows_follows_installed_apps_when_they_change():
     with override_settings(INSTALLED_APPS=apps_now):
         assert not backend.allows("tests.tasks.noop")  # ... and asked again
     assert backend.allows("tests.tasks.noop")
+
 
 def test_allows_remembers_a_bounded_number_of_paths(monkeypatch):
     from django_dbq.integrations import tasks_backend as dbq_tasks
@@ -240,6 +248,7 @@ def test_enqueue_task(task, received, django_assert_num_queries):
     assert result.enqueued_at is not None
     assert received == [("enqueued", DatabaseBackend, result)]
 
+
 @pytest.mark.parametrize("task", [t.noop_task, t.noop_task_async], ids=["sync", "async"])
 def test_enqueue_task_async(task, received):
     result = async_to_sync(task.aenqueue)()
@@ -252,6 +261,7 @@ def test_enqueue_task_async(task, received):
     assert result.attempts == 0
     assert received == [("enqueued", DatabaseBackend, result)]
     assert Job.objects.get().pk == uuid.UUID(result.id)
+
 
 def test_enqueue_writes_one_job_row():
     run_after = timezone.now() + datetime.timedelta(hours=1)
@@ -274,6 +284,7 @@ def test_enqueue_writes_one_job_row():
     }
     assert result.kwargs == {"b": [3, 4]}
 
+
 def test_enqueue_rejects_arguments_json_cannot_hold():
     with pytest.raises(TypeError, match="Unsupported type"):
         t.echo.enqueue(object())
@@ -281,17 +292,20 @@ def test_enqueue_rejects_arguments_json_cannot_hold():
         t.echo.enqueue(float("nan"))
     assert not Job.objects.exists()
 
+
 def test_enqueue_logs(caplog):
     with caplog.at_level("DEBUG", logger="django.tasks"):
         result = t.noop_task.enqueue()
     [line] = [r.getMessage() for r in caplog.records if r.name == "django.tasks"]
     assert "enqueued" in line and result.id in line
 
+
 @pytest.mark.parametrize("use_tz", [True, False])
 def test_run_after_tz(use_tz):
     with override_settings(USE_TZ=use_tz):
         result = t.noop_task.enqueue()
         assert default_task_backend.get_result(result.id).task.run_after is None
+
 
 @pytest.mark.django_db(transaction=True)
 def test_doesnt_wait_until_transaction_commit():
@@ -304,12 +318,14 @@ def test_doesnt_wait_until_transaction_commit():
     if connection.vendor != "sqlite":
         assert _count_in_new_connection() == 1
 
+
 @pytest.mark.django_db(transaction=True)
 def test_enqueue_is_rolled_back_with_the_callers_transaction():
     with pytest.raises(RuntimeError), transaction.atomic():
         t.noop_task.enqueue()
         raise RuntimeError("the caller's work failed")
     assert not Job.objects.exists()
+
 
 def _count_in_new_connection() -> int:
     other = connections.create_connection("default")
@@ -332,10 +348,12 @@ def test_get_result(django_assert_num_queries):
     assert result == new_result
     assert t.noop_task.get_result(result.id) == result
 
+
 def test_get_result_async():
     result = async_to_sync(default_task_backend.aenqueue)(t.noop_task, [], {})
     assert async_to_sync(default_task_backend.aget_result)(result.id) == result
     assert async_to_sync(t.noop_task.aget_result)(result.id) == result
+
 
 def test_get_result_keeps_the_task_as_enqueued():
     run_after = timezone.now() + datetime.timedelta(minutes=5)
@@ -345,8 +363,10 @@ def test_get_result_keeps_the_task_as_enqueued():
     assert again == result
     assert again.task.max_attempts == 4 and again.task.priority == -3
 
+
 def _finish(result_id: str, **values: Any) -> None:
     Job.objects.filter(pk=result_id).update(**values)
+
 
 def test_refresh_result(django_assert_num_queries):
     result = default_task_backend.enqueue(t.calculate_meaning_of_life, [], {})
@@ -374,12 +394,14 @@ def test_refresh_result(django_assert_num_queries):
     assert result.attempts == 1
     assert result.worker_ids == ["w1"]
 
+
 def test_refresh_result_async():
     result = async_to_sync(default_task_backend.aenqueue)(t.calculate_meaning_of_life, [], {})
     _finish(result.id, state=Job.STATES.PROCESSING, started_at=timezone.now(), attempts=1)
     async_to_sync(result.arefresh)()
     assert result.status == TaskResultStatus.RUNNING
     assert result.started_at is not None and result.finished_at is None
+
 
 @pytest.mark.parametrize(
     ("state", "status"),
@@ -395,6 +417,7 @@ def test_status_follows_the_job_state(state, status):
     result = t.noop_task.enqueue()
     _finish(result.id, state=state)
     assert default_task_backend.get_result(result.id).status == status
+
 
 def test_errors_and_worker_ids_come_from_every_attempt():
     result = t.noop_task.enqueue()
@@ -417,27 +440,33 @@ def test_errors_and_worker_ids_come_from_every_attempt():
     assert result.worker_ids == ["w1", "w2", "w3"]
     assert result.attempts == 3
 
+
 def test_get_missing_result():
     with pytest.raises(TaskResultDoesNotExist):
         default_task_backend.get_result(str(uuid.uuid4()))
 
+
 def test_async_get_missing_result():
     with pytest.raises(TaskResultDoesNotExist):
         async_to_sync(default_task_backend.aget_result)(str(uuid.uuid4()))
+
 
 @pytest.mark.parametrize("bad_id", ["123", "", None, 5])
 def test_invalid_uuid(bad_id):
     with pytest.raises(TaskResultDoesNotExist):
         default_task_backend.get_result(bad_id)
 
+
 def test_async_invalid_uuid():
     with pytest.raises(TaskResultDoesNotExist):
         async_to_sync(default_task_backend.aget_result)("123")
+
 
 def test_a_jobs_job_is_not_a_task_result():
     job = Job.objects.create(name="noop")
     with pytest.raises(TaskResultDoesNotExist):
         default_task_backend.get_result(str(job.pk))
+
 
 def test_invalid_task_path():
     """A row naming a path outside the task modules: refused, never imported."""
@@ -448,15 +477,18 @@ def test_invalid_task_path():
     assert isinstance(excinfo.value, SuspiciousOperation)
     assert CANARY_MODULE not in sys.modules
 
+
 def test_a_row_naming_a_function_that_is_not_a_task_is_refused():
     job = task_row(task="tests.tasks.noop")
     with pytest.raises(TaskRefusedError, match=r"not a django\.tasks Task"):
         default_task_backend.get_result(str(job.pk))
 
+
 def test_missing_task_path():
     job = task_row(task="tests.django_tasks.no_such_task")
     with pytest.raises(ImportError):
         default_task_backend.get_result(str(job.pk))
+
 
 def test_get_result_mismatch():
     from django.tasks.exceptions import TaskResultMismatch
