@@ -591,3 +591,18 @@ def _run_synchronously(ids: list[Any], using: str | None) -> None:
     """DBQ_RUN_SYNCHRONOUSLY: ask for the new jobs to be run when their transaction
     commits (:mod:`django_dbq.integrations.synchronous` does it)."""
     signals.run_synchronously.send(sender=Job, job_ids=ids, using=using or "default")
+
+
+# The operators' tables live in their own module; importing them here registers them.
+from .records import MinuteCount, QueuePause, WorkerRecord  # noqa: E402
+
+__all__ = [
+    "Job",
+    "JobManager",
+    "JobQuerySet",
+    "MinuteCount",
+    "QueuePause",
+    "WorkerRecord",
+    "validate_fields",
+    "validate_workspace",
+]

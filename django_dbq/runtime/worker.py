@@ -10,8 +10,9 @@ Threads of one worker process:
 - a completer thread writes completions in batches and renews the leases of
   every job the worker holds (one connection for both: two connections updating
   overlapping rows of ours could deadlock);
-- a heartbeat thread checks that the database takes writes and rescues jobs
-  whose worker was lost;
+- a heartbeat thread checks that the database takes writes, renews the worker's
+  row in the registry (:mod:`django_dbq.operations.registry`), rescues jobs whose
+  worker was lost and rolls up the per-minute counts of finished jobs;
 - where the database can (PostgreSQL), a listener thread
   (:mod:`django_dbq.runtime.wakeup`) wakes the main thread when jobs arrive.
 
@@ -39,6 +40,7 @@ from django.utils import timezone
 from .. import conf, job_types, store
 from ..db import backend_for
 from ..models import Job
+from ..operations import pauses, registry, stats
 from ..store import Outcome
 from . import executor
 from .stop_signals import relay_stop_signals
@@ -57,6 +59,8 @@ BATCH_CHECK_MIN_SECONDS = 0.1
 # A running task is marked as started (and so charged if the worker is lost) once it
 # has run this long; one that finishes sooner is marked by its outcome's write.
 MARK_STARTED_AFTER = 0.05
+# How often a worker rolls up the per-minute counts of finished jobs (at a rescue pass).
+ROLL_UP_SECONDS = 30.0
 
 
 def _prepare(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -125,6 +129,9 @@ class Worker:
         self._lost_reply = False
         self._runners: list[threading.Thread] = []
         self._helpers: list[threading.Thread] = []
+        self._record: Any = None  # this worker's row in the registry
+        self._paused: set[str] = set()
+        self._next_pause_check = 0.0
         self.processed = 0
         self.crashed = False  # a thread of the worker failed; it stopped (exit status 1)
 
@@ -143,7 +150,17 @@ class Worker:
         connection_created.connect(_prepare, dispatch_uid="django_dbq.prepare")
         if self.handle_signals:
             self._install_signal_handlers()
+        self._safely(self._check_pauses)
         self._banner()
+        self._record = self._safely(
+            lambda: registry.register(
+                self.owner,
+                queues=self.queues,
+                concurrency=self.concurrency,
+                interval=self._renew_every,
+                using=self.using,
+            )
+        )
         self._start_threads()
         try:
             self._safely(lambda: executor.rescue_expired(self.owner))
@@ -166,7 +183,8 @@ class Worker:
                 # Burst mode may stop only if nothing was held when a claim found nothing:
                 # a job held then could still come back READY (its chain's next step).
                 idle_before = not self._held_count()
-                room = self._room()
+                self._check_pauses()
+                room = self._room() if self._active_queues() else 0
                 found = self._claim(room) if room else None
                 batched = self._claim_batches(flush=self.burst and found == 0)
                 backoff = 0.5
@@ -196,14 +214,40 @@ class Worker:
                 )
             if self._batches:
                 timeout = min(timeout, max(0.0, self._next_batch_check - time.monotonic()))
+            if self._paused:
+                timeout = min(timeout, max(0.0, self._next_pause_check - time.monotonic()))
             self._wake.wait(timeout)
+
+    def _check_pauses(self) -> None:
+        """Read the paused queues again if the last read is older than
+        :data:`~django_dbq.operations.pauses.CHECK_SECONDS` (one small query a second
+        at most, only while the worker claims)."""
+        if time.monotonic() < self._next_pause_check:
+            return
+        paused = pauses.paused_queues(using=self.using) & set(self.queues)
+        self._next_pause_check = time.monotonic() + pauses.CHECK_SECONDS
+        if paused != self._paused:
+            if paused - self._paused:
+                logger.info(
+                    "Queue(s) paused: %s; claiming none of their jobs",
+                    ",".join(sorted(paused - self._paused)),
+                )
+            if self._paused - paused:
+                logger.info("Queue(s) resumed: %s", ",".join(sorted(self._paused - paused)))
+            self._paused = paused
+
+    def _active_queues(self) -> list[str]:
+        """This worker's queues that are not paused."""
+        if not self._paused:
+            return self.queues
+        return [name for name in self.queues if name not in self._paused]
 
     def _runnable_left(self) -> bool:
         """Whether a plain read still sees runnable jobs. A claim skips rows locked by
         another transaction (SKIP LOCKED), so finding nothing does not prove the queue
         empty: a row just made READY may still be locked for an instant by a statement
         that waited on it (a lease renewal) or by another worker's claim."""
-        return store.runnable_left(self.queues, set(self._batches), using=self.using)
+        return store.runnable_left(self._active_queues(), set(self._batches), using=self.using)
 
     def _room(self) -> int:
         """How many jobs to claim now.
@@ -234,7 +278,12 @@ class Worker:
     def _claim(self, room: int) -> int:
         self._last_claim = time.monotonic()
         claimed = store.claim(
-            self.owner, self.queues, room, self.lease, using=self.using, cursor=self._cursor
+            self.owner,
+            self._active_queues(),
+            room,
+            self.lease,
+            using=self.using,
+            cursor=self._cursor,
         )
         with self._lock:
             for job in claimed:
@@ -251,14 +300,14 @@ class Worker:
         with ``flush``); a group that filled a whole batch is claimed from again
         straight away.
         """
-        if not self._batches:
+        if not self._batches or not self._active_queues():
             return 0
         if not self._ripe:
             if not flush and time.monotonic() < self._next_batch_check:
                 return 0
             self._next_batch_check = time.monotonic() + self._batch_check_seconds
             self._ripe = store.ripe_batches(
-                self._batches, self.queues, using=self.using, flush=flush
+                self._batches, self._active_queues(), using=self.using, flush=flush
             )
         claimed = 0
         while self._ripe and self._ready.qsize() < self.concurrency:
@@ -483,6 +532,7 @@ class Worker:
         """Watch the database's health and rescue jobs whose worker was lost."""
         interval = self._renew_every
         next_rescue = time.monotonic() + conf.rescue_interval()
+        next_roll_up = time.monotonic() + conf.rescue_interval()
         # Rescue only once the database has worked for a whole lease since this thread
         # last failed to reach it: after an outage, live workers (cut off too, their
         # leases running out meanwhile) must get to renew first; they renew every third.
@@ -493,6 +543,7 @@ class Worker:
                     backend_for(self.using).check_writable()  # so that an outage is noticed
                     if healthy_since is None:
                         healthy_since = time.monotonic()
+                    self._beat()
                     if (
                         time.monotonic() >= next_rescue
                         and time.monotonic() - healthy_since >= self.lease
@@ -501,6 +552,10 @@ class Worker:
                         next_rescue = time.monotonic() + conf.rescue_interval()
                         if executor.rescue_expired(self.owner):
                             self._wake.set()
+                        registry.prune_dead(using=self.using)
+                        if time.monotonic() >= next_roll_up:
+                            next_roll_up = time.monotonic() + ROLL_UP_SECONDS
+                            stats.roll_up(using=self.using)
                 except DB_ERRORS as exc:
                     logger.warning("Heartbeat could not reach the database (%s)", exc)
                     connections[self.using].close()
@@ -509,6 +564,18 @@ class Worker:
                     logger.exception("Heartbeat failed; going on")
         finally:
             connections.close_all()
+
+    def _beat(self) -> None:
+        """Renew this worker's row in the registry."""
+        if self._record is None:
+            return
+        registry.beat(
+            self._record,
+            jobs_held=self._held_count(),
+            jobs_done=self.processed,
+            interval=self._renew_every,
+            using=self.using,
+        )
 
     # --- shutdown ----------------------------------------------------------------------------
 
@@ -562,6 +629,7 @@ class Worker:
             # Tasks still running past the grace period: hand them back and leave now.
             self._safely(lambda: self._release(unfinished))
             logger.warning("Stopped with %d job(s) still running; released them", len(unfinished))
+            self._safely(lambda: registry.unregister(self.owner, using=self.using))
             logging.shutdown()
             sys.stdout.flush()
             sys.stderr.flush()
@@ -569,6 +637,7 @@ class Worker:
         self._threads_stop.set()
         for helper in self._helpers:
             helper.join(timeout=5)
+        self._safely(lambda: registry.unregister(self.owner, using=self.using))
         connection_created.disconnect(dispatch_uid="django_dbq.prepare")
         connections.close_all()
         logger.info("Worker %s stopped after %d job step(s)", self.owner, self.processed)
@@ -614,7 +683,7 @@ class Worker:
         wake = "LISTEN/NOTIFY" if listens else "polling"
         logger.info(
             "django_dbq worker %s starting: queues=%s concurrency=%d database=%s lease=%gs "
-            "poll=%gs wake=%s%s",
+            "poll=%gs wake=%s%s%s",
             self.owner,
             ",".join(self.queues),
             self.concurrency,
@@ -623,4 +692,5 @@ class Worker:
             self.poll_interval,
             wake,
             " burst" if self.burst else "",
+            f" paused={','.join(sorted(self._paused))}" if self._paused else "",
         )
