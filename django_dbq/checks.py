@@ -45,6 +45,14 @@ def check_dbq_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
             lambda v: v is None or options.whole(1).valid(v),
             "a whole number of bytes >= 1, or None for no limit",
         ),
+        "DBQ_METRICS_TOKEN": options.Rule(
+            lambda v: (
+                v is None
+                or (isinstance(v, str) and len(v.strip()) >= conf.METRICS_TOKEN_MIN_LENGTH)
+            ),
+            f"a string of at least {conf.METRICS_TOKEN_MIN_LENGTH} characters (for example "
+            "secrets.token_urlsafe()), or None for staff login only",
+        ),
     }
     messages: list[checks.CheckMessage] = []
     for name, rule in rules.items():

@@ -19,6 +19,9 @@ setting                        default  meaning
 ``DBQ_MAX_WORKSPACE_BYTES``    8 MiB    largest workspace (as UTF-8 JSON) a job
                                         may be created with or a task may leave;
                                         ``None``: no limit
+``DBQ_METRICS_TOKEN``          None     a bearer token that opens the metrics
+                                        view to a scraper (staff login always
+                                        does); at least 16 characters
 =============================  =======  =========================================
 """
 
@@ -36,7 +39,11 @@ DEFAULTS: dict[str, Any] = {
     "DBQ_RUN_SYNCHRONOUSLY": False,
     "DBQ_SQLITE_BUSY_TIMEOUT": 30.0,
     "DBQ_MAX_WORKSPACE_BYTES": 8 * 1024 * 1024,
+    "DBQ_METRICS_TOKEN": None,
 }
+
+#: The shortest DBQ_METRICS_TOKEN accepted.
+METRICS_TOKEN_MIN_LENGTH = 16
 
 # Largest traceback text kept for one attempt, in characters.
 MAX_TRACEBACK_CHARS = 8000
@@ -79,3 +86,8 @@ def sqlite_busy_timeout() -> float:
 def max_workspace_bytes() -> int | None:
     value = get("DBQ_MAX_WORKSPACE_BYTES")
     return None if value is None else int(value)
+
+
+def metrics_token() -> str | None:
+    value = get("DBQ_METRICS_TOKEN")
+    return value or None

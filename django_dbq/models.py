@@ -181,15 +181,24 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[mis
         if job_type.creation_hook:
             made = self.bulk_create_jobs(
                 [
-                    {"name": name, "workspace": workspace, "queue_name": queue_name,
-                     "priority": priority, "run_after": run_after, "batch_key": batch_key}
+                    {
+                        "name": name,
+                        "workspace": workspace,
+                        "queue_name": queue_name,
+                        "priority": priority,
+                        "run_after": run_after,
+                        "batch_key": batch_key,
+                    }
                     for workspace in workspaces
                 ],
                 batch_size=batch_size,
             )
             return [job.pk for job in made]
         template = Job(
-            name=name, queue_name=queue_name, priority=priority, run_after=run_after,
+            name=name,
+            queue_name=queue_name,
+            priority=priority,
+            run_after=run_after,
             batch_key=batch_key,
         )
         template.prepare_for_insert()
@@ -537,8 +546,10 @@ def _bad_value_path(value: Any, path: str = "") -> str:
     if value is None or isinstance(value, (str, int, bool)):
         return ""
     if isinstance(value, float):
-        return "" if value == value and value not in (float("inf"), float("-inf")) else (
-            f" at workspace{path}"
+        return (
+            ""
+            if value == value and value not in (float("inf"), float("-inf"))
+            else (f" at workspace{path}")
         )
     return f" at workspace{path} ({type(value).__name__})"
 

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("operations", ["operations"]),
     ("runtime", ["runtime"]),
     ("integrations", ["integrations"]),
-    ("interface", ["admin", "management", "apps"]),
+    ("interface", ["admin", "management", "apps", "urls", "views"]),
 ]
 
 

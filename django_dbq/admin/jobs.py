@@ -30,6 +30,7 @@ from ..exceptions import InvalidJobError, InvalidWorkspaceError, UnknownJobError
 from ..models import Job
 from ..states import FINISHED_STATES, RUNNABLE_STATES, JobStates
 from . import actions, display
+from .dashboard import Dashboard
 from .filters import ErrorsFilter, JobNameFilter, ScheduledFilter
 from .forms import JobAddForm, JobChangeForm
 
@@ -137,6 +138,11 @@ class JobAdmin(admin.ModelAdmin):
         # Django's own deletes jobs whatever their state; delete_finished replaces it.
         found.pop("delete_selected", None)
         return found
+
+    def get_urls(self) -> list[Any]:
+        # The dashboard's pages (admin/django_dbq/job/dashboard/) go before the
+        # catch-all "<object_id>/" pattern of the change page.
+        return Dashboard(self).urls() + super().get_urls()
 
     # --- permissions ----------------------------------------------------------------------
 

@@ -36,57 +36,67 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('django_dbq', '0010_indexes_and_notify'),
+        ("django_dbq", "0010_indexes_and_notify"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='QueuePause',
+            name="QueuePause",
             fields=[
-                ('queue_name', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('paused_at', models.DateTimeField()),
-                ('paused_by', models.CharField(blank=True, max_length=255)),
+                ("queue_name", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("paused_at", models.DateTimeField()),
+                ("paused_by", models.CharField(blank=True, max_length=255)),
             ],
             options={
-                'verbose_name': 'paused queue',
-                'db_table': 'django_dbq_queue_pause',
-                'ordering': ['queue_name'],
+                "verbose_name": "paused queue",
+                "db_table": "django_dbq_queue_pause",
+                "ordering": ["queue_name"],
             },
         ),
         migrations.CreateModel(
-            name='WorkerRecord',
+            name="WorkerRecord",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('owner', models.CharField(help_text='As Job.lease_owner.', max_length=128, unique=True)),
-                ('host', models.CharField(max_length=255)),
-                ('pid', models.PositiveIntegerField()),
-                ('queues', models.JSONField(default=list)),
-                ('concurrency', models.PositiveIntegerField()),
-                ('started_at', models.DateTimeField()),
-                ('heartbeat_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField(db_index=True)),
-                ('jobs_held', models.PositiveIntegerField(default=0)),
-                ('jobs_done', models.PositiveBigIntegerField(default=0, help_text='Job steps run.')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "owner",
+                    models.CharField(help_text="As Job.lease_owner.", max_length=128, unique=True),
+                ),
+                ("host", models.CharField(max_length=255)),
+                ("pid", models.PositiveIntegerField()),
+                ("queues", models.JSONField(default=list)),
+                ("concurrency", models.PositiveIntegerField()),
+                ("started_at", models.DateTimeField()),
+                ("heartbeat_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField(db_index=True)),
+                ("jobs_held", models.PositiveIntegerField(default=0)),
+                (
+                    "jobs_done",
+                    models.PositiveBigIntegerField(default=0, help_text="Job steps run."),
+                ),
             ],
             options={
-                'verbose_name': 'worker',
-                'db_table': 'django_dbq_worker',
-                'ordering': ['host', 'pid'],
+                "verbose_name": "worker",
+                "db_table": "django_dbq_worker",
+                "ordering": ["host", "pid"],
             },
         ),
         migrations.CreateModel(
-            name='MinuteCount',
+            name="MinuteCount",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('minute', models.DateTimeField()),
-                ('queue_name', models.CharField(max_length=64)),
-                ('completed', models.PositiveIntegerField(default=0)),
-                ('failed', models.PositiveIntegerField(default=0)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("minute", models.DateTimeField()),
+                ("queue_name", models.CharField(max_length=64)),
+                ("completed", models.PositiveIntegerField(default=0)),
+                ("failed", models.PositiveIntegerField(default=0)),
             ],
             options={
-                'db_table': 'django_dbq_minute_count',
-                'ordering': ['minute', 'queue_name'],
-                'constraints': [models.UniqueConstraint(fields=('minute', 'queue_name'), name='django_dbq_minute_once')],
+                "db_table": "django_dbq_minute_count",
+                "ordering": ["minute", "queue_name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("minute", "queue_name"), name="django_dbq_minute_once"
+                    )
+                ],
             },
         ),
         migrations.RunPython(install, remove),
