@@ -285,6 +285,9 @@ def test_valid_options_pass(key, value):
         ("DBQ_MAX_WORKSPACE_BYTES", 0),
         ("DBQ_MAX_WORKSPACE_BYTES", 1.5e6),
         ("DBQ_MAX_WORKSPACE_BYTES", "8MB"),
+        ("DBQ_METRICS_TOKEN", "short"),
+        ("DBQ_METRICS_TOKEN", "   " * 10),
+        ("DBQ_METRICS_TOKEN", 1234567890123456789),
     ],
 )
 def test_e010_bad_dbq_setting(name, value):
@@ -309,6 +312,8 @@ def test_e010_bad_dbq_setting(name, value):
         ("DBQ_SQLITE_BUSY_TIMEOUT", 2.5),
         ("DBQ_MAX_WORKSPACE_BYTES", 1),
         ("DBQ_MAX_WORKSPACE_BYTES", None),
+        ("DBQ_METRICS_TOKEN", None),
+        ("DBQ_METRICS_TOKEN", "a-long-enough-secret-token"),
     ],
 )
 def test_valid_dbq_settings_pass(name, value):
