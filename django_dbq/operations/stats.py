@@ -37,6 +37,7 @@ from ..states import RUNNABLE_STATES, JobStates
 UTC = datetime.timezone.utc
 MINUTE = datetime.timedelta(minutes=1)
 HOUR = datetime.timedelta(hours=1)
+DAY = datetime.timedelta(days=1)
 #: A finished job is counted in its minute's roll-up if its finish committed within
 #: this many seconds of the time it records (a completion is written in milliseconds).
 SETTLE_SECONDS = 10
@@ -62,6 +63,7 @@ class QueueFigures:
     ready: int = 0
     scheduled: int = 0
     processing: int = 0
+    #: Jobs finished in the last 24 hours (1,440 minutes, the current one included).
     completed_24h: int = 0
     failed_24h: int = 0
     #: Since when the oldest ready job has been ready (its run_after, or its creation).
@@ -238,20 +240,30 @@ def snapshot(*, using: str = "default", now: datetime.datetime | None = None) ->
     this_minute, this_hour = _floor(now, MINUTE), _floor(now, HOUR)
     minutes = {this_minute - i * MINUTE: [0, 0] for i in range(59, -1, -1)}
     hours = {this_hour - i * HOUR: [0, 0] for i in range(23, -1, -1)}
-    day_start = this_hour - 23 * HOUR
 
     def queue(name: str) -> QueueFigures:
         return queues.setdefault(name, QueueFigures(queue=name))
 
-    counts = MinuteCount.objects.using(using).filter(minute__gte=day_start, minute__lt=rolled_until)
+    # The 24-hour figures cover the last 1,440 minutes, this one included; the hour
+    # chart starts at the top of the hour 23 hours ago.
+    day_from = this_minute - DAY + MINUTE
+    counts = MinuteCount.objects.using(using).filter(minute__lt=rolled_until)
     by_hour = (
-        counts.annotate(hour=TruncHour("minute", tzinfo=UTC))
-        .values("hour", "queue_name")
+        counts.filter(minute__gte=this_hour - 23 * HOUR)
+        .annotate(hour=TruncHour("minute", tzinfo=UTC))
+        .values("hour")
         .annotate(completed=Sum("completed"), failed=Sum("failed"))
         .order_by()
     )
     for row in by_hour:
         _add(hours, _aware(row["hour"]), row["completed"], row["failed"])
+    by_queue = (
+        counts.filter(minute__gte=day_from)
+        .values("queue_name")
+        .annotate(completed=Sum("completed"), failed=Sum("failed"))
+        .order_by()
+    )
+    for row in by_queue:
         figures = queue(row["queue_name"])
         figures.completed_24h += row["completed"]
         figures.failed_24h += row["failed"]
@@ -261,12 +273,13 @@ def snapshot(*, using: str = "default", now: datetime.datetime | None = None) ->
     for minute, completed, failed in recent:
         _add(minutes, _aware(minute), completed, failed)
     for minute, name, completed, failed in _finished_by_minute(using, rolled_until, None):
+        # A finish stamped later than now (a host whose clock runs ahead) counts now.
+        minute = min(minute, this_minute)
         _add(minutes, minute, completed, failed)
         _add(hours, _floor(minute, HOUR), completed, failed)
-        if minute >= day_start:
-            figures = queue(name)
-            figures.completed_24h += completed
-            figures.failed_24h += failed
+        figures = queue(name)
+        figures.completed_24h += completed
+        figures.failed_24h += failed
 
     workers = list(WorkerRecord.objects.using(using).filter(expires_at__gte=now))
     pauses = {p.queue_name: p for p in QueuePause.objects.using(using).all()}

@@ -25,9 +25,10 @@ pytestmark = pytest.mark.django_db
 MINUTE = datetime.timedelta(minutes=1)
 HOUR = datetime.timedelta(hours=1)
 SETTLE = datetime.timedelta(seconds=stats.SETTLE_SECONDS)
-#: The first hour bucket at NOW. The 24-hour figures cover the 24 hour buckets (the
-#: current hour so far and the 23 before it), so that they add up to the chart.
+#: The first hour bucket at NOW (the current hour so far and the 23 before it).
 DAY_START = datetime.datetime(2024, 6, 30, 13, 0, tzinfo=UTC)
+#: The first minute of the 24-hour figures at NOW (1,440 minutes, the current one included).
+DAY_FROM = datetime.datetime(2024, 6, 30, 12, 1, tzinfo=UTC)
 
 
 def counts() -> dict[tuple[datetime.datetime, str], tuple[int, int]]:
@@ -268,7 +269,9 @@ def finished_around_now() -> None:
     finished(at(11, 0, 0), "a", failed=True)  # a minute before the minute buckets
     finished(at(9, 15), "b")  # in the hours only
     finished(DAY_START, "a")  # the first second of the first hour bucket
-    finished(DAY_START - datetime.timedelta(seconds=1), "a")  # before it: left out
+    finished(DAY_START - datetime.timedelta(seconds=1), "a")  # before it: in 24 h only
+    finished(DAY_FROM, "b", failed=True)  # the first minute of the 24-hour figures
+    finished(DAY_FROM - datetime.timedelta(seconds=1), "b")  # before it: left out
 
 
 EXPECTED_MINUTES = {
@@ -307,9 +310,9 @@ def test_completed_and_failed_in_24h_per_queue_and_in_total():
     snapshot = stats.snapshot(now=NOW)
 
     figures = by_queue(snapshot)
-    assert (figures["a"].completed_24h, figures["a"].failed_24h) == (5, 1)
-    assert (figures["b"].completed_24h, figures["b"].failed_24h) == (2, 2)
-    assert (snapshot.totals.completed_24h, snapshot.totals.failed_24h) == (7, 3)
+    assert (figures["a"].completed_24h, figures["a"].failed_24h) == (6, 1)
+    assert (figures["b"].completed_24h, figures["b"].failed_24h) == (2, 3)
+    assert (snapshot.totals.completed_24h, snapshot.totals.failed_24h) == (8, 4)
 
 
 def test_a_second_snapshot_counts_nothing_twice():
@@ -320,7 +323,7 @@ def test_a_second_snapshot_counts_nothing_twice():
 
     assert nonzero(snapshot.per_minute) == EXPECTED_MINUTES
     assert nonzero(snapshot.per_hour) == EXPECTED_HOURS
-    assert (snapshot.totals.completed_24h, snapshot.totals.failed_24h) == (7, 3)
+    assert (snapshot.totals.completed_24h, snapshot.totals.failed_24h) == (8, 4)
 
 
 def test_a_roll_up_by_a_worker_whose_clock_is_ahead_changes_no_figure():
@@ -331,7 +334,7 @@ def test_a_roll_up_by_a_worker_whose_clock_is_ahead_changes_no_figure():
 
     assert nonzero(snapshot.per_minute) == EXPECTED_MINUTES
     assert nonzero(snapshot.per_hour) == EXPECTED_HOURS
-    assert (snapshot.totals.completed_24h, snapshot.totals.failed_24h) == (7, 3)
+    assert (snapshot.totals.completed_24h, snapshot.totals.failed_24h) == (8, 4)
 
 
 def test_a_later_snapshot_counts_the_minutes_rolled_up_since_the_same():
@@ -346,7 +349,8 @@ def test_a_later_snapshot_counts_the_minutes_rolled_up_since_the_same():
         minute: values for minute, values in EXPECTED_MINUTES.items() if minute != at(11, 1)
     }
     assert nonzero(snapshot.per_hour) == EXPECTED_HOURS
-    assert (snapshot.totals.completed_24h, snapshot.totals.failed_24h) == (7, 3)
+    # The 24 hours moved on by a minute: the failure at DAY_FROM is out of them.
+    assert (snapshot.totals.completed_24h, snapshot.totals.failed_24h) == (8, 3)
 
 
 @pytest.mark.parametrize(
@@ -464,3 +468,13 @@ def test_as_dict_gives_none_for_a_queue_where_nothing_waits():
 
     (queue,) = values["queues"]
     assert (queue["oldest_ready_since"], queue["lag_seconds"]) == (None, None)
+
+
+def test_a_finish_stamped_after_now_counts_in_the_current_minute():
+    finished(NOW + 3 * MINUTE, "a")  # a worker whose clock runs three minutes ahead
+
+    snapshot = stats.snapshot(now=NOW)
+
+    assert nonzero(snapshot.per_minute) == {at(12, 0): (1, 0)}
+    assert nonzero(snapshot.per_hour) == {at(12, 0): (1, 0)}
+    assert snapshot.totals.completed_24h == 1
