@@ -605,7 +605,7 @@ def _run_synchronously(ids: list[Any], using: str | None) -> None:
 
 
 # The operators' tables live in their own module; importing them here registers them.
-from .records import MinuteCount, QueuePause, WorkerRecord  # noqa: E402
+from .records import MinuteCount, QueuePause, Schedule, ScheduleTick, WorkerRecord  # noqa: E402
 
 __all__ = [
     "Job",
@@ -613,6 +613,8 @@ __all__ = [
     "JobQuerySet",
     "MinuteCount",
     "QueuePause",
+    "Schedule",
+    "ScheduleTick",
     "WorkerRecord",
     "validate_fields",
     "validate_workspace",
