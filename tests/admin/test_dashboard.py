@@ -346,14 +346,6 @@ def test_the_app_index_links_to_the_dashboard(viewer_client):
     assert f'href="{dashboard_url()}" class="dbq-dashboard-link"' in response.content.decode()
 
 
-# --- known bugs -----------------------------------------------------------------------------
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="charts.per_hour labels each hour bar '%H:00' in local time, but the bars are "
-    "UTC hours: where the time zone is off UTC by a half hour the labels are 30 min wrong",
-)
 def test_the_hour_labels_are_the_local_start_of_their_bars_in_a_half_hour_time_zone(
     operator_client,
 ):
