@@ -31,7 +31,11 @@ def _token_matches(request: Any) -> bool | None:
     if scheme.lower() != "bearer" or not given.strip():
         return None
     expected = conf.metrics_token()
-    return expected is not None and hmac.compare_digest(given.strip(), expected)
+    # Bytes: compare_digest refuses str with characters outside ASCII, and a client
+    # can send any (a WSGI server decodes headers as Latin-1).
+    return expected is not None and hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogateescape"), expected.encode("utf-8")
+    )
 
 
 @never_cache

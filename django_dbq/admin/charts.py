@@ -7,7 +7,8 @@ escaped (``format_html``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime
+from collections.abc import Callable, Sequence
 
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -21,13 +22,9 @@ COMPLETED, FAILED = "#2e7d32", "#c62828"
 
 
 def _nice_max(value: int) -> int:
-    """The smallest of 1, 2, 5, 10, 20, 50, ... that is at least ``value``."""
-    base = 1
-    while True:
-        for factor in (1, 2, 5):
-            if base * factor >= value:
-                return base * factor
-        base *= 10
+    """``value`` rounded up to two significant digits (253 -> 260), at least 1."""
+    step = 10 ** max(0, len(str(max(value, 1))) - 2)
+    return max(1, -(-value // step) * step)
 
 
 def _n(number: float) -> str:
@@ -38,13 +35,14 @@ def _n(number: float) -> str:
 def bars(
     buckets: Sequence[Bucket],
     *,
-    label_every: int,
+    label_when: Callable[[datetime.datetime], bool],
     label_format: str,
     unit: str,
     title: str,
 ) -> SafeString:
     """Completed (green) stacked under failed (red) per bucket, oldest on the left;
-    an x label every ``label_every`` buckets (``strftime`` format, local time)."""
+    an x label under the buckets whose local start ``label_when`` picks (``strftime``
+    format, local time)."""
     count = max(1, len(buckets))
     top = _nice_max(max([b.completed + b.failed for b in buckets] + [1]))
     plot_w, plot_h = WIDTH - LEFT - 4, HEIGHT - BOTTOM - TOP
@@ -80,7 +78,7 @@ def bars(
                 FAILED,
             )
         )
-        if index % label_every == 0:
+        if label_when(start):
             shapes.append(
                 format_html(
                     '<text x="{}" y="{}" class="dbq-chart-label">{}</text>',
@@ -117,7 +115,7 @@ def bars(
 def per_minute(buckets: Sequence[Bucket]) -> SafeString:
     return bars(
         buckets,
-        label_every=10,
+        label_when=lambda start: start.minute % 10 == 0,
         label_format="%H:%M",
         unit="minute",
         title="Jobs finished per minute, last hour",
@@ -127,8 +125,9 @@ def per_minute(buckets: Sequence[Bucket]) -> SafeString:
 def per_hour(buckets: Sequence[Bucket]) -> SafeString:
     return bars(
         buckets,
-        label_every=4,
-        label_format="%H:00",
+        # Hours are UTC hours: in a zone off UTC by a half hour they start at :30.
+        label_when=lambda start: start.hour % 4 == 0,
+        label_format="%H:%M",
         unit="hour",
         title="Jobs finished per hour, last 24 hours",
     )

@@ -108,7 +108,8 @@ class Dashboard:
         if not self.model_admin.has_change_permission(request):
             raise PermissionDenied
         queue, action = request.POST.get("queue", ""), request.POST.get("action", "")
-        back = HttpResponseRedirect(self._url("dashboard"))
+        live = "?live=0" if request.POST.get("live") == "0" else ""
+        back = HttpResponseRedirect(self._url("dashboard") + live)
         if action not in ("pause", "resume"):
             self.model_admin.message_user(
                 request, f"Unknown action {action!r}: pause or resume.", messages.ERROR

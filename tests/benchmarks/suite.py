@@ -20,6 +20,10 @@ Systems (columns):
 - ``raw1`` / ``raw100``: a bare psycopg loop (``tests/benchmarks/rawq.py``)
   claiming 1 or 100 jobs per statement; database ``bench_raw``. PostgreSQL only.
 
+Figure 9 (PostgreSQL only, ``dbq`` only) times the dashboard's queries
+(``django_dbq.operations.stats``) in a subprocess, ``tests/benchmarks/dashboard.py``,
+on figure 7's database ``bench_dbq_big`` refilled with recent finished jobs.
+
 Drain rates are N / (last ``finished_at`` - first ``started_at``) read from the
 table after the burst workers exited and every job was verified done: process
 start-up is not counted, everything between the first claim and the last
@@ -67,7 +71,15 @@ FIGURES = {
     "figure6": "enqueue, bulk API: bulk_enqueue() (jobs/s)",
     "figure7": "drain with 1M finished + 100k ready vs empty table (jobs/s)",
     "figure8": "worker memory: RSS at start -> after N jobs (MB)",
+    "figure9": "dashboard figures with 1M finished + 100k waiting (ms)",
 }
+#: Figure 9's scenarios: the finished jobs spread over the last 7 days, or all of
+#: them within the last 24 hours (the hard case: the charts cover 24 hours).
+DASHBOARD_SCENARIOS = ("week", "day")
+DASHBOARD_KEYS = ("snapshot_ms", "snapshot_p95_ms", "queries", *(
+    f"{scenario}_{key}" for scenario in DASHBOARD_SCENARIOS for key in (
+        "first_roll_up_ms", "warm_median_ms", "warm_p95_ms", "steady_median_ms",
+        "steady_p95_ms", "queries")))
 SQLITE_FIGURES = ("figure1", "figure2", "figure5", "figure6")
 SYSTEMS = ("dbq", "tdb_default", "tdb_tuned", "raw1", "raw100")
 COLUMNS = {
@@ -227,7 +239,7 @@ class Suite:
             self._create_pg_databases()
             env["DATABASE_URL"] = self.pg_url(PG_DATABASES["dbq"])
             env["DBQ_DATABASE_NAME"] = PG_DATABASES["dbq"]
-            if "figure7" in self.figures:
+            if {"figure7", "figure9"} & set(self.figures):
                 env["BENCH_BIG_DATABASE_NAME"] = PG_DATABASES["big"]
         else:
             env.pop("DATABASE_URL", None)
@@ -774,6 +786,44 @@ class Suite:
 
         self.rounds("figure8", measure, ["dbq"])
 
+    def figure9(self) -> None:
+        finished, waiting = self.sizes["big_finished"], self.sizes["big_ready"]
+        env = {**self.env, "DBQ_DATABASE_NAME": PG_DATABASES["big"]}
+
+        def measure(system: str, run: int) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for scenario in DASHBOARD_SCENARIOS:
+                argv = [sys.executable, "-m", "tests.benchmarks.dashboard", "--scenario",
+                        scenario, "--finished", str(finished), "--waiting", str(waiting),
+                        "--repeat", "15"]
+                done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
+                                      timeout=1800)
+                if done.returncode:
+                    raise RuntimeError(f"dashboard {scenario}:\n{done.stderr[-3000:]}")
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                out[scenario] = result
+                warm, steady = result["warm"], result["steady"]
+                out.update({
+                    f"{scenario}_first_roll_up_ms": result["first_roll_up_ms"],
+                    f"{scenario}_warm_median_ms": warm["median_ms"],
+                    f"{scenario}_warm_p95_ms": warm["p95_ms"],
+                    f"{scenario}_steady_median_ms": steady["median_ms"],
+                    f"{scenario}_steady_p95_ms": steady["p95_ms"],
+                    f"{scenario}_queries": steady["queries"],
+                })
+                say(f"figure9 {scenario}: first roll-up {result['first_roll_up_ms']:.0f} ms; "
+                    f"snapshot warm {warm['median_ms']:.1f} / p95 {warm['p95_ms']:.1f} ms, "
+                    f"steady {steady['median_ms']:.1f} / p95 {steady['p95_ms']:.1f} ms; "
+                    f"{steady['queries']} queries; locks rows: {result['locks_rows']}")
+            # The page's figure: the worse scenario, in the steady state.
+            out["snapshot_ms"] = max(out[f"{s}_steady_median_ms"] for s in DASHBOARD_SCENARIOS)
+            out["snapshot_p95_ms"] = max(out[f"{s}_steady_p95_ms"] for s in DASHBOARD_SCENARIOS)
+            out["queries"] = max(out[f"{s}_queries"] for s in DASHBOARD_SCENARIOS)
+            out["locks_rows"] = any(out[s]["locks_rows"] for s in DASHBOARD_SCENARIOS)
+            return out
+
+        self.rounds("figure9", measure, ["dbq"])
+
     # --- the whole run ----------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
@@ -815,12 +865,15 @@ class Suite:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def fill_sql(using: str, n: int, *, finished: bool) -> tuple[str, list[Any]]:
+def fill_sql(using: str, n: int, *, finished: bool, when: str | None = None,
+             columns_sql: dict[str, str] | None = None) -> tuple[str, list[Any]]:
     """``INSERT ... SELECT ... generate_series`` of ``n`` no-op jobs, from the model.
 
     Every column gets the value a ``Job(name="noop")`` would be saved with, so the
     statement follows the Job model as it changes; ``finished`` rows are COMPLETED
     and dated in the year 2000 (before ``OLD``), the others NEW and dated now.
+    ``when`` replaces that date (SQL of the row number ``i``; it is ``t`` in the
+    row), and ``columns_sql`` the values of some fields (SQL of ``i`` and ``t``).
     """
     from django.db import connections
 
@@ -829,11 +882,14 @@ def fill_sql(using: str, n: int, *, finished: bool) -> tuple[str, list[Any]]:
     connection = connections[using]
     job = Job(name="noop")
     job.prepare_for_insert()
-    when = "t" if finished else "clock_timestamp()"
-    overrides = {"id": "gen_random_uuid()", "created": when, "modified": when}
+    if when is None:
+        when = ("timestamptz '2000-01-01' + i * interval '10 ms'" if finished
+                else "clock_timestamp()")
+    overrides = {"id": "gen_random_uuid()", "created": "t", "modified": "t"}
     if finished:
         job.state, job.next_task, job.attempts = "COMPLETED", "", 1
-        overrides.update(started_at=when, finished_at=when)
+        overrides.update(started_at="t", finished_at="t")
+    overrides.update(columns_sql or {})
     columns, values, params = [], [], []
     for field in Job._meta.local_concrete_fields:
         columns.append(connection.ops.quote_name(field.column))
@@ -842,10 +898,7 @@ def fill_sql(using: str, n: int, *, finished: bool) -> tuple[str, list[Any]]:
         else:
             values.append("%s")
             params.append(field.get_db_prep_save(getattr(job, field.attname), connection))
-    source = (
-        "(SELECT timestamptz '2000-01-01' + i * interval '10 ms' AS t "
-        "FROM generate_series(1, %s) AS i) AS s" if finished else "generate_series(1, %s)"
-    )
+    source = f"(SELECT i, {when} AS t FROM generate_series(1, %s) AS i) AS s"
     sql = (f"INSERT INTO {Job._meta.db_table} ({', '.join(columns)}) "
            f"SELECT {', '.join(values)} FROM {source}")
     return sql, [*params, n]
@@ -907,7 +960,7 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "p50", "p95", "p50_from_commit",
             "p95_from_commit", "bare_rate", "instances_rate", "ratio",
             "empty_rate", "first_create_ms", "first_bare_create_ms", "start", "after_10pct",
-            "end", "peak", "growth", "growth_from_start")
+            "end", "peak", "growth", "growth_from_start", *DASHBOARD_KEYS)
     for key in keys:
         values = [r[key] for r in ok if isinstance(r.get(key), (int, float))]
         if values:
@@ -920,6 +973,8 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
             for needle, count in r.get(part, {}).get("log", {}).items():
                 logs[needle] = logs.get(needle, 0) + count
     out["log"] = logs
+    if any("locks_rows" in r for r in ok):
+        out["locks_rows"] = any(r["locks_rows"] for r in ok)
     return out
 
 
@@ -930,7 +985,8 @@ def brief(run: dict[str, Any]) -> str:
     for key, fmt in (("rate", "{:,.0f}/s"), ("percent_of_ideal", "{:.0f}% of ideal"),
                      ("p50", "p50 {:.1f} ms"), ("p95", "p95 {:.1f} ms"),
                      ("bare_rate", "bare {:,.0f}/s"), ("empty_rate", "empty {:,.0f}/s"),
-                     ("ratio", "ratio {:.2f}"), ("start", "rss {:.1f}"), ("end", "-> {:.1f} MB")):
+                     ("ratio", "ratio {:.2f}"), ("start", "rss {:.1f}"), ("end", "-> {:.1f} MB"),
+                     ("snapshot_ms", "snapshot {:.1f} ms"), ("snapshot_p95_ms", "p95 {:.1f} ms")):
         if isinstance(run.get(key), (int, float)):
             parts.append(fmt.format(run[key]))
     return ", ".join(parts)
@@ -988,6 +1044,12 @@ def evaluate_targets(suite: Suite) -> dict[str, Any]:
     peak, growth = med(r, "figure8", "dbq", "peak"), med(r, "figure8", "dbq", "growth")
     put("figure8", "<= 80 MB RSS, no growth (<= 4 MB after warm-up)",
         (peak <= 80 and growth <= 4) if peak else None)
+    page, page95 = med(r, "figure9", "dbq", "snapshot_ms"), med(r, "figure9", "dbq",
+                                                                   "snapshot_p95_ms")
+    locks = r.get("figure9", {}).get("systems", {}).get("dbq", {}).get("locks_rows")
+    put("figure9", "<= 200 ms in total, no row locks",
+        (page <= 200 and locks is False) if page else None,
+        f"steady p95 {page95:.0f} ms, locks rows: {locks}" if page else "")
     return t
 
 
@@ -1023,6 +1085,14 @@ def cell(figure: str, data: dict[str, Any] | None) -> str:
     if figure == "figure7" and "ratio" in data:
         return f"{fmt_range(data['rate'])} vs {data['empty_rate']['median']:,.0f} empty " \
                f"= {100 * data['ratio']['median']:.0f}%"
+    if figure == "figure9" and "snapshot_ms" in data:
+        def ms(key: str) -> str:
+            return fmt_range(data.get(key), "{:.0f}")
+
+        return "; ".join(
+            f"{s}: {ms(f'{s}_steady_median_ms')} (p95 {ms(f'{s}_steady_p95_ms')}), "
+            f"first roll-up {ms(f'{s}_first_roll_up_ms')}" for s in DASHBOARD_SCENARIOS
+        ) + f"; {data['queries']['median']:.0f} queries"
     if figure == "figure8" and "end" in data:
         return (f"{data['start']['median']:.1f} -> {fmt_range(data['end'], '{:.1f}')}, "
                 f"peak {data['peak']['median']:.1f}, +{data['growth']['median']:.1f} after warm-up")
