@@ -94,3 +94,23 @@ def test_every_tick_fires_exactly_once_across_eight_workers_some_killed(start_wo
     jobs = set(Job.objects.filter(name="noop").values_list("pk", flat=True))
     assert jobs == {tick.job_id for tick in ticks}  # one job per tick, no other
     assert len({tick.fired_by for tick in ticks}) > 1  # the firing was shared
+
+
+def test_a_worker_started_with_no_schedules_fires_none(start_worker):
+    now = timezone.now()
+    Schedule.objects.create(
+        name="quiet", job_name="noop", every_seconds=1, created=now, modified=now
+    )
+    quiet = start_worker("--no-schedules")
+    wait_for(lambda: "schedules=off" in quiet.output(), message="the start-up line")
+    wait_for(  # the worker runs: its registry row is renewed at least once
+        lambda: (
+            (r := WorkerRecord.objects.filter(pid=quiet.pid).first())
+            and r.heartbeat_at > r.started_at
+        ),
+        message="a heartbeat",
+    )
+    assert not ScheduleTick.objects.exists()
+    firing = start_worker(**FAST)
+    wait_for(lambda: ScheduleTick.objects.exists(), message="the other worker's first tick")
+    assert "schedules=on" in firing.output()
