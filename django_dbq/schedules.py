@@ -42,6 +42,7 @@ from django.conf import settings
 from . import job_types, options
 
 UTC = datetime.timezone.utc
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
 NAME_MAX_LENGTH = 100
 KEYS = ("job", "cron", "every", "timezone", "workspace", "queue", "priority", "missed", "enabled")
 MISSED_POLICIES = ("once", "skip")
@@ -200,8 +201,9 @@ def cron_problem(expression: Any) -> str | None:
     """Why ``expression`` is not a 5-field cron expression, or ``None``."""
     if not isinstance(expression, str):
         return f"a {type(expression).__name__}, not a string"
-    if len(expression.split()) != 5:
-        return f"{len(expression.split())} fields, not 5 (there is no seconds field)"
+    fields = len(expression.split())
+    if fields != 5:
+        return f"{fields} fields, not 5" + (" (there is no seconds field)" if fields == 6 else "")
     try:
         CronSim(expression, datetime.datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as exc:
@@ -302,17 +304,27 @@ def from_settings() -> dict[str, ScheduleSpec]:
 def ticks_after(
     after: datetime.datetime, *, cron: str = "", every: int | None = None, timezone: str = "UTC"
 ) -> Iterator[datetime.datetime]:
-    """The ticks strictly after ``after``, in order, as aware datetimes in UTC."""
+    """The ticks strictly after ``after``, in order, as aware datetimes in UTC.
+
+    Raises ``ValueError`` for an invalid expression or interval, ``LookupError``
+    (``ZoneInfoNotFoundError``) for an unknown time zone: a row of the schedule table
+    can hold what a check would have refused."""
     after = after.astimezone(UTC)
     if every is not None:
+        if not EVERY.valid(every):
+            raise ValueError(f"every must be {EVERY.expected}, not {every!r}")
         epoch = int(after.timestamp())
         tick = (epoch // every + 1) * every
         while True:
             yield datetime.datetime.fromtimestamp(tick, UTC)
             tick += every
     zone = zoneinfo.ZoneInfo(timezone)
+    try:
+        moments = CronSim(cron, after.astimezone(zone))
+    except CronSimError as exc:
+        raise ValueError(f"invalid cron expression {cron!r}: {exc}") from None
     # cronsim starts at the next whole minute after its start, inclusive of that minute.
-    for moment in CronSim(cron, after.astimezone(zone)):
+    for moment in moments:
         moment = moment.astimezone(UTC)
         if moment > after:
             yield moment
@@ -335,7 +347,8 @@ def due_ticks(
     ``skip`` none does (see :func:`latest_missed` to pass over them).
     """
     late_from = now - datetime.timedelta(seconds=LATE_SECONDS)
-    start = max(after, late_from)
+    # A tick exactly LATE_SECONDS old is late, not missed: start just before it.
+    start = max(after, late_from - datetime.timedelta(microseconds=1))
     ticks = []
     for tick in ticks_after(start, cron=cron, every=every, timezone=timezone):
         if tick > now:
@@ -362,13 +375,17 @@ def latest_missed(
     if late_from <= after:
         return None
     if every is not None:
-        tick = datetime.datetime.fromtimestamp(int(late_from.timestamp()) // every * every, UTC)
+        if not EVERY.valid(every):
+            raise ValueError(f"every must be {EVERY.expected}, not {every!r}")
+        # The last multiple of ``every`` strictly before late_from (whole microseconds).
+        micros = (late_from - EPOCH) // datetime.timedelta(microseconds=1)
+        tick = EPOCH + datetime.timedelta(seconds=((micros - 1) // (every * 10**6)) * every)
         return tick if tick > after else None
     # Look back a day first: a schedule down for months need not be walked tick by tick.
     for start in (max(after, late_from - datetime.timedelta(days=1)), after):
         latest = None
         for tick in ticks_after(start, cron=cron, timezone=timezone):
-            if tick > late_from:
+            if tick >= late_from:
                 break
             latest = tick
         if latest is not None or start == after:
@@ -382,5 +399,5 @@ def next_tick(
     """The first tick after ``after`` (``None`` for an expression that never fires)."""
     try:
         return next(ticks_after(after, cron=cron, every=every, timezone=timezone))
-    except (StopIteration, CronSimError):
+    except StopIteration:
         return None

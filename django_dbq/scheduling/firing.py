@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 import logging
 import uuid
 from collections.abc import Iterable
@@ -64,7 +65,8 @@ def _definition(spec: schedules.ScheduleSpec) -> dict[str, Any]:
         "cron": spec.cron,
         "every_seconds": spec.every,
         "timezone": spec.timezone,
-        "workspace": spec.workspace,
+        # As the JSON column gives it back (a tuple would never compare equal).
+        "workspace": json.loads(json.dumps(spec.workspace)),
         "queue_name": spec.queue,
         "priority": spec.priority,
         "missed": spec.missed,

@@ -10,7 +10,6 @@ import threading
 import uuid
 
 import pytest
-from cronsim import CronSimError
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
@@ -428,12 +427,6 @@ def test_fire_due_across_the_autumn_clock_change_fires_each_local_time_once():
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=CronSimError,
-    reason="bug: fire_due catches (ValueError, LookupError) but cronsim's CronSimError "
-    "is neither, so one row with an invalid cron stops every schedule after it",
-)
 def test_a_row_with_an_invalid_cron_does_not_stop_the_others(caplog):
     bad = make("a-bad", cron="61 * * * *")  # written past the admin's form
     make("b-good")
@@ -445,12 +438,6 @@ def test_a_row_with_an_invalid_cron_does_not_stop_the_others(caplog):
     assert fresh(bad).last_tick is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ZeroDivisionError,
-    reason="bug: every_seconds = 0 (the column allows it) divides by zero, an error "
-    "fire_due does not catch, so the schedules after it stop",
-)
 def test_a_row_with_every_zero_does_not_stop_the_others():
     make("a-bad", every_seconds=0)
     make("b-good")
@@ -504,12 +491,6 @@ def test_next_fire_is_none_for_a_zone_no_longer_known():
     assert firing.next_fire(make(cron="* * * * *", timezone="Gone/Away"), FIRST) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=CronSimError,
-    reason="bug: next_fire catches (ValueError, LookupError) for 'an expression made "
-    "invalid in the table', but CronSimError is neither (the admin's list would fail)",
-)
 def test_next_fire_is_none_for_a_cron_no_longer_valid():
     assert firing.next_fire(make(cron="61 * * * *"), FIRST) is None
 
