@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core import checks
 
-from . import conf, job_types, options
+from . import conf, job_types, options, schedules
 
 
 @checks.register("django_dbq")
@@ -67,3 +68,13 @@ def check_dbq_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
                 )
             )
     return messages
+
+
+@checks.register("django_dbq")
+def check_schedules(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """django_dbq.E013-E016: the DBQ_SCHEDULES setting."""
+    try:
+        _, problems = schedules.validate(getattr(settings, "DBQ_SCHEDULES", None))
+    except Exception:  # a broken JOBS setting: check_jobs_setting reports it
+        return []
+    return [checks.Error(p.msg, hint=p.hint, id=p.id) for p in problems]

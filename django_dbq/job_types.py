@@ -14,6 +14,7 @@ Two forms are accepted for each entry::
             "backoff": 2.0,           # seconds, doubled per attempt, with jitter
             "backoff_max": 3600,      # ... capped here; or a dotted path to f(attempt)
             "lease_seconds": 60,      # overrides DBQ_LEASE_SECONDS for this type
+            "unique": "report:{day}", # or {"key": ..., "for": seconds}: see models.py
         },
     }
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import difflib
 import logging
 import random
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import cache
@@ -45,7 +47,7 @@ from . import conf, options
 from .exceptions import JobConfigurationError, UnknownJobError
 
 HOOK_KEYS = ("creation_hook", "pre_task_hook", "post_task_hook", "failure_hook")
-OPTION_KEYS = ("max_attempts", "backoff", "backoff_max", "lease_seconds", "batch")
+OPTION_KEYS = ("max_attempts", "backoff", "backoff_max", "lease_seconds", "batch", "unique")
 BATCH_SIZE_MAX = 10_000
 KNOWN_KEYS = ("tasks", *HOOK_KEYS, *OPTION_KEYS)
 # The options a built-in type's job_options function may set for one job.
@@ -78,6 +80,21 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class Unique:
+    """Unique jobs of a type: while a job with the same key is waiting or running
+    (and, with ``period``, for that many seconds after one finished), creating
+    another returns it instead. The key is ``key`` formatted with the workspace
+    (``"invoice:{invoice_id}"``)."""
+
+    key: str
+    period: float = 0.0
+
+    def key_for(self, workspace: Mapping[str, Any]) -> str:
+        """The key of a job with this workspace (raises ``KeyError`` and the like)."""
+        return self.key.format_map(workspace)
+
+
+@dataclass(frozen=True)
 class JobType:
     """One entry of the ``JOBS`` setting."""
 
@@ -92,6 +109,7 @@ class JobType:
     backoff_max: float = 3600.0
     lease_seconds: float | None = None
     batch: Batch | None = None
+    unique: Unique | None = None
     # Built-in job types only (JOBS cannot set it): the dotted path of f(job) -> dict
     # of per-job overrides of PER_JOB_OPTION_KEYS, applied by for_job(). It is called
     # with rows that were not validated, so it must check what it reads from them.
@@ -241,6 +259,50 @@ def _option_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
                 )
             )
     problems.extend(_batch_problems(name, entry))
+    problems.extend(_unique_problems(name, entry))
+    return problems
+
+
+def _unique_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
+    spec = entry.get("unique")
+    if spec is None:
+        return []
+    hint = (
+        'Use "unique": "<key template>" or {"key": "<key template>", "for": <seconds>}, '
+        'the template formatted with the workspace, e.g. "invoice:{invoice_id}".'
+    )
+    if isinstance(spec, str):
+        spec = {"key": spec}
+    if not isinstance(spec, Mapping) or set(spec) - {"key", "for"}:
+        return [
+            Problem("django_dbq.E017", f"JOBS[{name!r}]['unique'] = {spec!r} is invalid.", hint)
+        ]
+    key = spec.get("key")
+    problems = []
+    if not isinstance(key, str) or not key:
+        problems.append(
+            Problem("django_dbq.E017", f"JOBS[{name!r}]['unique'] has no key template.", hint)
+        )
+    else:
+        try:
+            list(string.Formatter().parse(key))
+        except ValueError as exc:
+            problems.append(
+                Problem(
+                    "django_dbq.E017",
+                    f"JOBS[{name!r}]['unique'] key template {key!r} is malformed: {exc}.",
+                    hint,
+                )
+            )
+    if "for" in spec and not options.seconds(0).valid(spec["for"]):
+        problems.append(
+            Problem(
+                "django_dbq.E017",
+                f"JOBS[{name!r}]['unique']['for'] = {spec['for']!r} is invalid.",
+                f"Use {options.seconds(0).expected}: how long after a job finished another "
+                "with its key is still refused.",
+            )
+        )
     return problems
 
 
@@ -353,6 +415,10 @@ def validate(raw: Any, *, imports: bool = True) -> tuple[dict[str, JobType], lis
             options["batch"] = Batch(
                 size=entry["batch"]["size"], wait=float(entry["batch"].get("wait", 0))
             )
+        if options.get("unique") is not None:
+            spec = options["unique"]
+            spec = {"key": spec} if isinstance(spec, str) else spec
+            options["unique"] = Unique(key=spec["key"], period=float(spec.get("for", 0)))
         job_types[name] = JobType(name=name, tasks=tuple(entry["tasks"]), **options)
     return job_types, problems
 

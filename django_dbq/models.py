@@ -18,18 +18,22 @@ from typing import Any
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, router, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.db.models import Count, Q
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from . import conf, job_types, signals
+from . import conf, job_types, options, signals
 from .db import inserting
 from .exceptions import InvalidJobError, InvalidWorkspaceError
 from .states import FINISHED_STATES, RUNNABLE_STATES, JobStates
 
 QUEUE_NAME_MAX_LENGTH = 64
 BATCH_KEY_MAX_LENGTH = 100
+UNIQUE_KEY_MAX_LENGTH = 200
+# How often a unique job's insert is tried again when the job it collided with
+# finished before it could be read.
+UNIQUE_INSERT_TRIES = 5
 BULK_BATCH_SIZE = 1000
 DELETE_BATCH_SIZE = 1000
 
@@ -88,23 +92,62 @@ class JobQuerySet(models.QuerySet["Job"]):
         """
         return self.filter(state__in=RUNNABLE_STATES).delete()[0]
 
+    def create(self, **kwargs: Any) -> Job:
+        """Create a job (validated; see :meth:`Job.prepare_for_insert`).
+
+        With a ``unique_key`` (or a job type whose JOBS entry has ``"unique"``), a job
+        is inserted only if no job of the same name and key is waiting or running
+        (or, with ``unique_for=<seconds>``, finished that recently): otherwise that
+        job is returned, with ``duplicate`` set to True.
+        """
+        unique_for = kwargs.pop("unique_for", None)
+        if unique_for is not None and not options.seconds(0).valid(unique_for):
+            raise InvalidJobError(
+                f"unique_for must be {options.seconds(0).expected}, not {unique_for!r}."
+            )
+        job = self.model(**kwargs)
+        job._unique_for = unique_for
+        self._for_write = True
+        job.save(force_insert=True, using=self.db)
+        return job
+
     def bulk_create(self, objs: Iterable[Job], *args: Any, **kwargs: Any) -> list[Job]:
         """Django's ``bulk_create``, with every job validated and prepared first.
 
         Called with no option but ``batch_size``, the rows are written by
         :func:`django_dbq.db.inserting.insert_many` (COPY on PostgreSQL) in one
         transaction; other options (conflict handling) go through Django's own.
+
+        Jobs with a unique key are inserted one by one, as ``create()`` does: one
+        whose key is held by an active job (or by an earlier job of the same call)
+        is not inserted, and its object becomes that job (``duplicate`` True). The
+        objects are returned in the order given.
         """
         objs = list(objs)
         self._for_write = True  # as Django's bulk_create: self.db is the write database
         for job in objs:
-            job.prepare_for_insert()
-        created = self._fast_bulk_create(objs, *args, **kwargs)
-        if created is None:
-            created = super().bulk_create(objs, *args, **kwargs)
-        if conf.run_synchronously():
-            _run_synchronously([job.pk for job in created], self.db)
-        return created
+            job.prepare_for_insert(run_hook=False)  # every job valid before any hook
+        keyed = [job for job in objs if job.unique_key is not None]
+        plain = [job for job in objs if job.unique_key is None]
+        for job in plain:
+            job.run_creation_hook()
+        if not keyed:
+            created = self._fast_bulk_create(plain, *args, **kwargs)
+            if created is None:
+                created = super().bulk_create(plain, *args, **kwargs)
+            if conf.run_synchronously():
+                _run_synchronously([job.pk for job in created], self.db)
+            return created
+        if args or any(kwargs.get(k) for k in kwargs if k != "batch_size"):
+            raise InvalidJobError("bulk_create of jobs with unique keys takes no conflict options.")
+        with transaction.atomic(using=self.db):
+            for job in keyed:
+                job._save_unique(self.db)
+            if plain and self._fast_bulk_create(plain, **kwargs) is None:
+                super().bulk_create(plain, **kwargs)
+        if conf.run_synchronously() and plain:
+            _run_synchronously([job.pk for job in plain], self.db)
+        return objs
 
     def _fast_bulk_create(
         self, objs: list[Job], batch_size: int | None = None, *args: Any, **options: Any
@@ -175,10 +218,12 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[mis
         once, and no ``Job`` instances are built. Nothing is written unless every
         workspace is valid; all rows are written in one transaction, ``batch_size``
         per statement (``COPY`` on PostgreSQL). A job type with a creation hook
-        needs each job as a ``Job``: its jobs go through :meth:`bulk_create_jobs`.
+        needs each job as a ``Job``, and a job type with unique keys checks each
+        one: their jobs go through :meth:`bulk_create_jobs` (the id of a duplicate
+        is the id of the job that holds its key).
         """
         job_type = job_types.get_job_type(name)
-        if job_type.creation_hook:
+        if job_type.creation_hook or job_type.unique is not None:
             made = self.bulk_create_jobs(
                 [
                     {
@@ -317,6 +362,22 @@ class Job(models.Model):
         help_text="Jobs of a batch job type are batched per queue and batch key; "
         "NULL for jobs of other types.",
     )
+    unique_key = models.CharField(
+        max_length=UNIQUE_KEY_MAX_LENGTH,
+        null=True,
+        blank=True,
+        db_index=True,
+        editable=False,
+        help_text="While a job of this name and key waits or runs, creating another "
+        "returns it instead.",
+    )
+    # The job's name and unique key while it is NEW, READY or PROCESSING, else NULL.
+    # A unique index on it (migration 0013, in SQL: partial where the database can)
+    # keeps one active job per name and key on every database, MySQL and MariaDB
+    # included, which have no partial indexes: there NULLs simply do not collide.
+    active_key = models.CharField(
+        max_length=UNIQUE_KEY_MAX_LENGTH + 110, null=True, blank=True, editable=False
+    )
     # Indexed with context_id by a partial index (migration 0004), not on its own.
     context_type = models.ForeignKey(
         ContentType,
@@ -351,8 +412,14 @@ class Job(models.Model):
         """The JOBS definition this job runs under (raises UnknownJobError)."""
         return job_types.get_job_type(self.name)
 
-    def prepare_for_insert(self) -> None:
-        """Validate a new job, fill in its first task and run its creation hook.
+    #: After ``save()`` of a new job with a unique key: True if it was not inserted
+    #: because a job with the key was active (or finished within the key's period),
+    #: and this instance is now that job.
+    duplicate: bool = False
+
+    def prepare_for_insert(self, *, run_hook: bool = True) -> None:
+        """Validate a new job, fill in its first task and unique key, and run its
+        creation hook (unless ``run_hook`` is false).
 
         Raises :class:`~django_dbq.exceptions.UnknownJobError`,
         :class:`~django_dbq.exceptions.InvalidWorkspaceError` or
@@ -362,7 +429,22 @@ class Job(models.Model):
         if self.workspace is None:
             self.workspace = {}
         validate_workspace(self.workspace)
+        if self.unique_key is None and job_type.unique is not None:
+            try:
+                self.unique_key = job_type.unique.key_for(self.workspace)
+            except (KeyError, IndexError, AttributeError, ValueError, TypeError) as exc:
+                raise InvalidJobError(
+                    f"The unique key of job type {self.name!r} ({job_type.unique.key!r}) "
+                    f"cannot be made from this workspace: {type(exc).__name__}: {exc}."
+                ) from None
         validate_fields(self)
+        self.active_key = active_key_of(self.name, self.unique_key)
+        if run_hook:
+            self.run_creation_hook(job_type)
+
+    def run_creation_hook(self, job_type: job_types.JobType | None = None) -> None:
+        """Fill in the first task and run the creation hook (a new job only)."""
+        job_type = job_type or job_types.get_job_type(self.name)
         if not self.next_task:
             self.next_task, self.step = job_type.first_task, 0
         if job_type.batch is not None and self.batch_key is None:
@@ -378,6 +460,9 @@ class Job(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         adding = self._state.adding
+        if adding and (self.unique_key is not None or self._unique_rule() is not None):
+            self._save_unique(kwargs.get("using"))
+            return
         if adding:
             self.prepare_for_insert()
         plain = (
@@ -390,6 +475,67 @@ class Job(models.Model):
             super().save(*args, **kwargs)
         if adding and conf.run_synchronously():
             _run_synchronously([self.pk], kwargs.get("using") or self._state.db)
+
+    def _unique_rule(self) -> job_types.Unique | None:
+        try:
+            return job_types.get_job_type(self.name).unique
+        except Exception:  # an unknown name: prepare_for_insert says so
+            return None
+
+    def unique_period(self) -> float:
+        """Seconds after a job with this key finished during which it is still
+        returned instead of a new one: ``unique_for`` given to ``create()``, else the
+        job type's ``"unique": {"for": ...}``, else 0."""
+        given = getattr(self, "_unique_for", None)
+        if given is not None:
+            return float(given)
+        rule = self._unique_rule()
+        return rule.period if rule is not None else 0.0
+
+    def _save_unique(self, using: str | None) -> None:
+        """Insert a new job with a unique key, or become the job that holds the key.
+
+        The database decides: the INSERT (in a savepoint) fails on the unique index
+        of ``active_key`` if another active job has the key, and that job is read
+        instead. The creation hook runs only if no such job was seen first (in a
+        race between two creates, the loser's hook may have run).
+        """
+        self.prepare_for_insert(run_hook=False)
+        using = using or router.db_for_write(type(self), instance=self)
+        period = self.unique_period()
+        existing = _holder(self.name, self.unique_key, period, using)
+        if existing is not None:
+            self._become(existing, using)
+            return
+        self.run_creation_hook()
+        self.active_key = active_key_of(self.name, self.unique_key)
+        for _ in range(UNIQUE_INSERT_TRIES):
+            try:
+                with transaction.atomic(using=using):
+                    if not self._insert_new(using):
+                        super().save(force_insert=True, using=using)
+            except IntegrityError:
+                existing = _holder(self.name, self.unique_key, period, using)
+                if existing is None:
+                    continue  # it finished before we could read it: try again
+                self._become(existing, using)
+                return
+            self.duplicate = False
+            if conf.run_synchronously():
+                _run_synchronously([self.pk], using)
+            return
+        raise InvalidJobError(
+            f"Could not create a {self.name!r} job with unique key {self.unique_key!r}: "
+            f"{UNIQUE_INSERT_TRIES} inserts collided with jobs that finished at once."
+        )
+
+    def _become(self, existing: Job, using: str) -> None:
+        """Take every value of ``existing``, the job that holds this one's key."""
+        for field in self._meta.concrete_fields:
+            setattr(self, field.attname, getattr(existing, field.attname))
+        self._state.adding = False
+        self._state.db = using
+        self.duplicate = True
 
     def _insert_new(self, using: str | None) -> bool:
         """``save()`` of a new job, without ``Model.save``'s general machinery.
@@ -580,6 +726,16 @@ def validate_fields(job: Job) -> None:
         raise InvalidJobError(
             f"batch_key must be a string of at most {BATCH_KEY_MAX_LENGTH} characters."
         )
+    if job.unique_key is not None and (
+        not isinstance(job.unique_key, str)
+        or not job.unique_key
+        or len(job.unique_key) > UNIQUE_KEY_MAX_LENGTH
+        or "\x00" in job.unique_key
+    ):
+        raise InvalidJobError(
+            f"unique_key must be a non-empty string of at most {UNIQUE_KEY_MAX_LENGTH} "
+            f"characters (no NUL), not {str(job.unique_key)[:40]!r}."
+        )
     if isinstance(job.priority, bool) or not isinstance(job.priority, int):
         raise InvalidJobError(f"priority must be an integer, not {job.priority!r}.")
     if not -(2**31) <= job.priority < 2**31:
@@ -598,6 +754,27 @@ def validate_fields(job: Job) -> None:
             ) from None
 
 
+def active_key_of(name: str, key: str | None) -> str | None:
+    """The ``active_key`` of an active job with this name and unique key: unique per
+    name (two job types may use the same key text without colliding)."""
+    return None if key is None else f"{len(name)}:{name}:{key}"
+
+
+def _holder(name: str, key: str | None, period: float, using: str) -> Job | None:
+    """The job that holds ``key`` for ``name``: the active one, or, with ``period``,
+    the latest that finished within the last ``period`` seconds."""
+    jobs = Job.objects.using(using)
+    active = jobs.filter(active_key=active_key_of(name, key)).first()
+    if active is not None or not period:
+        return active
+    cutoff = timezone.now() - datetime.timedelta(seconds=period)
+    return (
+        jobs.filter(name=name, unique_key=key, finished_at__gte=cutoff)
+        .order_by("-finished_at")
+        .first()
+    )
+
+
 def _run_synchronously(ids: list[Any], using: str | None) -> None:
     """DBQ_RUN_SYNCHRONOUSLY: ask for the new jobs to be run when their transaction
     commits (:mod:`django_dbq.integrations.synchronous` does it)."""
@@ -605,7 +782,7 @@ def _run_synchronously(ids: list[Any], using: str | None) -> None:
 
 
 # The operators' tables live in their own module; importing them here registers them.
-from .records import MinuteCount, QueuePause, WorkerRecord  # noqa: E402
+from .records import MinuteCount, QueuePause, Schedule, ScheduleTick, WorkerRecord  # noqa: E402
 
 __all__ = [
     "Job",
@@ -613,6 +790,8 @@ __all__ = [
     "JobQuerySet",
     "MinuteCount",
     "QueuePause",
+    "Schedule",
+    "ScheduleTick",
     "WorkerRecord",
     "validate_fields",
     "validate_workspace",

@@ -1,4 +1,5 @@
-"""The tables of the operators' tools: live workers, paused queues, per-minute counts.
+"""The tables beside the jobs: live workers, paused queues, per-minute counts, and
+the schedules of periodic jobs with the ticks they fired.
 
 None of them holds a job's state. They are written by
 :mod:`django_dbq.operations` (workers heartbeat into ``WorkerRecord``, operators
@@ -76,3 +77,67 @@ class MinuteCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue_name} {self.minute:%Y-%m-%d %H:%M}"
+
+
+class Schedule(models.Model):
+    """A periodic job: a job of ``job_name`` is created at every tick of ``cron`` (in
+    ``timezone``) or every ``every_seconds``. Declared in the ``DBQ_SCHEDULES``
+    setting (``from_settings``, kept in step with it by the workers) or added in the
+    admin. ``last_tick`` is the latest tick handled (fired, or passed over under
+    the ``skip`` policy); it only moves forward (see
+    :mod:`django_dbq.scheduling.firing`)."""
+
+    MISSED_CHOICES = [
+        ("once", "once: run one job for the ticks missed"),
+        ("skip", "skip: run none for the ticks missed"),
+    ]
+
+    id = models.BigAutoField(primary_key=True)
+    name = models.CharField(max_length=100, unique=True)
+    job_name = models.CharField(max_length=100)
+    cron = models.CharField(max_length=200, blank=True, help_text="5 fields, as crontab(5).")
+    every_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Instead of cron: a tick every N seconds."
+    )
+    timezone = models.CharField(max_length=64, default="UTC")
+    workspace = models.JSONField(default=dict, blank=True)
+    queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH, default="default")
+    priority = models.IntegerField(default=0)
+    missed = models.CharField(max_length=8, choices=MISSED_CHOICES, default="once")
+    enabled = models.BooleanField(default=True)
+    from_settings = models.BooleanField(default=False, editable=False)
+    created = models.DateTimeField()
+    modified = models.DateTimeField()
+    last_tick = models.DateTimeField(null=True, blank=True, editable=False)
+    last_fired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_job_id = models.UUIDField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "django_dbq_schedule"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScheduleTick(models.Model):
+    """One tick of a schedule that fired, and the job it created. The unique
+    constraint on (schedule, tick) is the database's guarantee that a tick fires
+    once, whatever the number of workers firing at the same moment."""
+
+    id = models.BigAutoField(primary_key=True)
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="ticks")
+    tick = models.DateTimeField()
+    job_id = models.UUIDField()
+    fired_at = models.DateTimeField()
+    fired_by = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        db_table = "django_dbq_schedule_tick"
+        ordering = ["schedule", "tick"]
+        constraints = [
+            models.UniqueConstraint(fields=["schedule", "tick"], name="django_dbq_tick_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_id} {self.tick.isoformat()}"

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from django.db import DatabaseError, models, router, transaction
+from django.db import DatabaseError, IntegrityError, models, router, transaction
 from django.db.models import Count, Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -30,7 +30,7 @@ from . import conf, job_types
 from .db import backend_for, forget_broken_connections
 from .exceptions import InvalidWorkspaceError, JobCancelledError, WorkerLostError
 from .job_types import Batch
-from .models import Job, validate_workspace
+from .models import Job, active_key_of, validate_workspace
 from .states import FINISHED_STATES, RUNNABLE_STATES, JobStates
 
 logger = logging.getLogger("django_dbq.worker")
@@ -253,6 +253,7 @@ def fail(job: Job, owner: str, record: dict[str, Any], *, keep_workspace: bool =
         started_at=job.started_at,
         finished_at=timezone.now(),
         lease_expires_at=None,
+        active_key=None,
         **values,
     )
 
@@ -310,6 +311,7 @@ def _final_values(now: datetime.datetime) -> dict[str, Any]:
         "next_task": "",
         "finished_at": now,
         "lease_expires_at": None,
+        "active_key": None,
         "modified": now,
     }
 
@@ -380,6 +382,7 @@ def finish_tracked(job: Job, owner: str) -> bool:
         workspace=job.workspace,
         finished_at=timezone.now(),
         lease_expires_at=None,
+        active_key=None,
     )
 
 
@@ -525,6 +528,7 @@ def rescue_expired(rescuer: str, *, limit: int = 100) -> list[Rescued]:
             values["attempts"] = max(job.attempts - 1, 0)
         if failed:
             values["finished_at"] = now
+            values["active_key"] = None
         landed = manager.filter(
             pk=job.pk,
             state=JobStates.PROCESSING,
@@ -607,27 +611,33 @@ def retry_failed(ids: Sequence[Any], by: str, *, using: str | None = None) -> Ch
     That step starts again with no attempt spent (``attempts`` 0), ``run_after``,
     ``started_at`` and ``finished_at`` are cleared, and the errors are kept. A row
     is written only if it is still FAILED; a job with no next task (a tracked
-    operation, which no worker can run) is skipped. ``by`` names who asked, for
-    the log.
+    operation, which no worker can run) is skipped. A job with a unique key takes
+    the key back, and is skipped if another job now holds it. ``by`` names who
+    asked, for the log.
     """
     using = _write_alias(using)
     manager = Job.objects.db_manager(using)
     retryable = manager.filter(state=JobStates.FAILED).exclude(next_task="")
 
     def write(job: Job) -> bool:
-        return bool(
-            retryable.filter(pk=job.pk).update(
-                state=JobStates.READY,
-                attempts=0,
-                run_after=None,
-                started_at=None,
-                finished_at=None,
-                lease_expires_at=None,
-                modified=timezone.now(),
-            )
-        )
+        values = {
+            "state": JobStates.READY,
+            "attempts": 0,
+            "run_after": None,
+            "started_at": None,
+            "finished_at": None,
+            "lease_expires_at": None,
+            "active_key": active_key_of(job.name, job.unique_key),
+            "modified": timezone.now(),
+        }
+        try:
+            with transaction.atomic(using=using):  # a savepoint: the key may be taken
+                return bool(retryable.filter(pk=job.pk).update(**values))
+        except IntegrityError:
+            return False
 
-    result, jobs = _operate(ids, retryable.only("pk", "queue_name"), write, using)
+    candidates = retryable.only("pk", "queue_name", "name", "unique_key")
+    result, jobs = _operate(ids, candidates, write, using)
     _wake(jobs, using)
     _log_operation("retried", by, result)
     return result
@@ -681,6 +691,7 @@ def cancel_waiting(ids: Sequence[Any], by: str, *, using: str | None = None) -> 
                 errors=keep_errors(job, record),
                 finished_at=now,
                 lease_expires_at=None,
+                active_key=None,
                 modified=now,
             )
             if landed:

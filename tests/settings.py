@@ -208,6 +208,13 @@ JOBS = {
         "batch": {"size": 3, "wait": 0},
         "max_attempts": 3,
     },
+    # Unique jobs (tests/test_unique_jobs.py).
+    "unique_invoice": {
+        "tasks": ["tests.tasks.noop"],
+        "unique": "invoice:{invoice_id}",
+        "creation_hook": "tests.tasks.creation_hook",
+    },
+    "unique_debounced": {"tasks": ["tests.tasks.noop"], "unique": {"key": "{id}", "for": 60}},
     # The admin's tests (tests/admin): a chain whose second step always fails, twice.
     "admin_flaky": {
         "tasks": ["tests.tasks.noop", "tests.tasks.fail"],

@@ -15,11 +15,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "django_dbq"
 # Bottom to top. A module may import modules of its own layer or of a lower one.
 LAYERS: list[tuple[str, list[str]]] = [
     ("core", ["exceptions", "conf", "states", "signals", "options"]),
-    ("job types", ["job_types"]),
+    ("job types", ["job_types", "schedules"]),
     ("database backends", ["db"]),
     ("model", ["models", "records", "checks"]),
     ("store", ["store"]),
     ("operations", ["operations"]),
+    ("scheduling", ["scheduling"]),
     ("runtime", ["runtime"]),
     ("integrations", ["integrations"]),
     ("interface", ["admin", "management", "apps", "urls", "views"]),
@@ -122,8 +123,8 @@ def test_migrations_run_frozen_sql_and_import_no_live_code():
                 assert not any(a.name.startswith("django_dbq") for a in node.names), path.name
 
 
-# The operators' tables (django_dbq/records.py) hold no job state.
-OPERATORS_TABLES = ("WorkerRecord", "QueuePause", "MinuteCount")
+# The tables beside the jobs (django_dbq/records.py) hold no job state.
+OPERATORS_TABLES = ("WorkerRecord", "QueuePause", "MinuteCount", "Schedule")
 _SQL_UPDATE = re.compile(r"\bUPDATE\s+\S+\s+SET\b")
 
 

@@ -8,9 +8,11 @@ worker claimed in the meantime is left alone.
 
 from django.contrib import admin
 
-from ..models import Job
+from ..models import Job, Schedule
 from .jobs import JobAdmin
+from .schedules import ScheduleAdmin
 
 admin.site.register(Job, JobAdmin)
+admin.site.register(Schedule, ScheduleAdmin)
 
-__all__ = ["JobAdmin"]
+__all__ = ["JobAdmin", "ScheduleAdmin"]

@@ -68,3 +68,26 @@ class ErrorsFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.filter(errors=[])
         return queryset
+
+
+class UniqueKeyFilter(admin.SimpleListFilter):
+    """Whether a job has a unique key, and whether it still holds it (waits or runs)."""
+
+    title = "unique key"
+    parameter_name = "unique"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("holds", "Holds its key (waiting or running)"),
+            ("any", "Has a key"),
+            ("none", "No key"),
+        ]
+
+    def queryset(self, request: Any, queryset: Any) -> Any:
+        if self.value() == "holds":
+            return queryset.filter(active_key__isnull=False)
+        if self.value() == "any":
+            return queryset.filter(unique_key__isnull=False)
+        if self.value() == "none":
+            return queryset.filter(unique_key__isnull=True)
+        return queryset

@@ -31,7 +31,7 @@ from ..models import Job
 from ..states import FINISHED_STATES, RUNNABLE_STATES, JobStates
 from . import actions, display
 from .dashboard import Dashboard
-from .filters import ErrorsFilter, JobNameFilter, ScheduledFilter
+from .filters import ErrorsFilter, JobNameFilter, ScheduledFilter, UniqueKeyFilter
 from .forms import JobAddForm, JobChangeForm
 
 
@@ -44,7 +44,7 @@ class JobAdmin(admin.ModelAdmin):
     list_display = (
         "short_id",
         "state_badge",
-        "name",
+        "name_display",
         "queue",
         "priority",
         "attempts_display",
@@ -60,11 +60,14 @@ class JobAdmin(admin.ModelAdmin):
         JobNameFilter,
         ScheduledFilter,
         ErrorsFilter,
+        UniqueKeyFilter,
         ("context_type", admin.RelatedOnlyFieldListFilter),
     )
     # The id (a UUID, whole) is matched in get_search_results.
-    search_fields = ("name", "=context_id")
-    search_help_text = "A job's id, a job name (or part of one), or a context object's id."
+    search_fields = ("name", "=context_id", "=unique_key")
+    search_help_text = (
+        "A job's id, a job name (or part of one), a context object's id, or a unique key."
+    )
     ordering = ("-created",)
     list_per_page = 50
     show_full_result_count = False  # one COUNT fewer on a big table
@@ -84,6 +87,16 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="state", ordering="state")
     def state_badge(self, job: Job) -> Any:
         return display.state_badge(job.state)
+
+    @admin.display(description="name", ordering="name")
+    def name_display(self, job: Job) -> Any:
+        if job.unique_key is None:
+            return job.name
+        return format_html(
+            '{}<br><span class="dbq-muted" title="unique key">key {}</span>',
+            job.name,
+            job.unique_key,
+        )
 
     @admin.display(description="queue", ordering="queue_name")
     def queue(self, job: Job) -> str:
@@ -174,6 +187,8 @@ class JobAdmin(admin.ModelAdmin):
             progress += ("worker_display",)
         if obj.batch_key is not None:
             progress += ("batch_key",)
+        if obj.unique_key is not None:
+            progress += ("unique_key",)
         progress += ("timeline_display", "context_display")
         return [
             (None, {"fields": main}),
@@ -194,6 +209,7 @@ class JobAdmin(admin.ModelAdmin):
             "attempts_display",
             "worker_display",
             "batch_key",
+            "unique_key",
             "timeline_display",
             "context_display",
             "errors_display",

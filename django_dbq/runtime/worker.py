@@ -43,6 +43,7 @@ from ..models import Job
 from ..operations import pauses, registry, stats
 from ..store import Outcome
 from . import executor
+from .scheduler import Scheduler
 from .stop_signals import relay_stop_signals
 from .wakeup import Listener
 
@@ -81,6 +82,7 @@ class Worker:
         burst: bool = False,
         using: str = "default",
         handle_signals: bool = True,
+        schedules: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -92,6 +94,8 @@ class Worker:
         self.burst = burst
         self.using = using
         self.handle_signals = handle_signals
+        # A burst worker drains the queue and exits: it fires no schedules.
+        self.schedules = schedules and not burst
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.claim_batch = conf.claim_batch()
         self.lease = conf.lease_seconds()
@@ -385,6 +389,10 @@ class Worker:
         heartbeat = threading.Thread(target=self._heartbeat, name="dbq-heartbeat", daemon=True)
         heartbeat.start()
         self._helpers.append(heartbeat)
+        if self.schedules:
+            scheduler = Scheduler(self.owner, self._threads_stop, using=self.using)
+            scheduler.start()
+            self._helpers.append(scheduler)
         if backend_for(self.using).supports_notify and not self.burst:
             listener = Listener(self.queues, self._wake, self._threads_stop, self.using)
             listener.start()
@@ -683,7 +691,7 @@ class Worker:
         wake = "LISTEN/NOTIFY" if listens else "polling"
         logger.info(
             "django_dbq worker %s starting: queues=%s concurrency=%d database=%s lease=%gs "
-            "poll=%gs wake=%s%s%s",
+            "poll=%gs wake=%s schedules=%s%s%s",
             self.owner,
             ",".join(self.queues),
             self.concurrency,
@@ -691,6 +699,7 @@ class Worker:
             self.lease,
             self.poll_interval,
             wake,
+            "on" if self.schedules else "off",
             " burst" if self.burst else "",
             f" paused={','.join(sorted(self._paused))}" if self._paused else "",
         )

@@ -49,6 +49,14 @@ class Command(BaseCommand):
             "--burst", action="store_true", help="Exit once no runnable jobs are left."
         )
         parser.add_argument(
+            "--no-schedules",
+            "--no_schedules",
+            action="store_false",
+            dest="schedules",
+            help="Fire no periodic jobs (DBQ_SCHEDULES and the admin's schedules) from "
+            "this worker; by default every worker may fire them, each tick exactly once.",
+        )
+        parser.add_argument(
             "--dry-run",
             "--dry_run",
             action="store_true",
@@ -66,6 +74,7 @@ class Command(BaseCommand):
                 "poll_interval": parse_seconds("--poll-interval", options["poll_interval"], 0.01),
                 "grace": parse_seconds("--grace", options["grace"]),
                 "burst": options["burst"],
+                "schedules": options["schedules"],
             }
             processes = parse_count("--processes", options["processes"])
             require_migrated()
