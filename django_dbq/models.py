@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from . import conf, job_types, options, signals
 from .db import inserting
-from .exceptions import InvalidJobError, InvalidWorkspaceError
+from .exceptions import InvalidJobError, InvalidWorkspaceError, JobCancelledError
 from .states import FINISHED_STATES, RUNNABLE_STATES, JobStates
 
 QUEUE_NAME_MAX_LENGTH = 64
@@ -84,6 +84,11 @@ class JobQuerySet(models.QuerySet["Job"]):
     def latest_for(self, obj: models.Model, name: str) -> Job | None:
         """The most recently created job called ``name`` for ``obj``, or ``None``."""
         return self.for_object(obj).filter(name=name).order_by("-created").first()
+
+    def cancel(self, by: str = "") -> Any:
+        """Cancel these jobs (see :func:`django_dbq.store.cancel`): waiting ones end
+        FAILED now, running ones are asked to stop. Returns what was done."""
+        return JobManager.canceller(list(self.values_list("pk", flat=True)), by or "code")
 
     def cancel_pending(self) -> int:
         """Delete the jobs of this queryset that have not started (NEW or READY).
@@ -174,6 +179,9 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[mis
 
     #: :func:`django_dbq.integrations.tracking.track`, set when the app is ready.
     tracker: Any = None
+    #: :func:`django_dbq.store.cancel`, set when the app is ready (the store is above
+    #: the model: the model does not import it).
+    canceller: Any = None
 
     def track(self, name: str, **kwargs: Any) -> Any:
         """Context manager recording an in-process operation as a job; see
@@ -441,6 +449,31 @@ class Job(models.Model):
         self.active_key = active_key_of(self.name, self.unique_key)
         if run_hook:
             self.run_creation_hook(job_type)
+
+    def cancel(self, by: str = "") -> Any:
+        """Cancel this job: at once if it waits; if it runs, its worker is asked to
+        stop it (see :func:`django_dbq.store.cancel`)."""
+        return JobManager.canceller([self.pk], by or "code")
+
+    def cancel_requested(self) -> bool:
+        """Whether someone asked for this running job to be cancelled. A worker learns
+        of a request within a heartbeat and sets it here; elsewhere (the synchronous
+        mode, a test) the request is read from the database."""
+        if getattr(self, "_cancel_by", None) is not None:
+            return True
+        return CancelRequest.objects.filter(job_id=self.pk).exists()
+
+    def checkpoint(self) -> None:
+        """Raise :class:`~django_dbq.exceptions.JobCancelledError` if this job was asked
+        to stop: call it where a long task can stop safely. The job then ends FAILED,
+        cancelled, and is not retried."""
+        if self.cancel_requested():
+            by = getattr(self, "_cancel_by", None)
+            if by is None:
+                by = CancelRequest.objects.filter(job_id=self.pk).values_list(
+                    "requested_by", flat=True
+                ).first() or "someone"
+            raise JobCancelledError(f"Cancelled by {by} while it ran.")
 
     def run_creation_hook(self, job_type: job_types.JobType | None = None) -> None:
         """Fill in the first task and run the creation hook (a new job only)."""
@@ -782,9 +815,19 @@ def _run_synchronously(ids: list[Any], using: str | None) -> None:
 
 
 # The operators' tables live in their own module; importing them here registers them.
-from .records import MinuteCount, QueuePause, Schedule, ScheduleTick, WorkerRecord  # noqa: E402
+from .records import (  # noqa: E402
+    CancelRequest,
+    FlowLimit,
+    MinuteCount,
+    QueuePause,
+    Schedule,
+    ScheduleTick,
+    WorkerRecord,
+)
 
 __all__ = [
+    "CancelRequest",
+    "FlowLimit",
     "Job",
     "JobManager",
     "JobQuerySet",
