@@ -44,13 +44,12 @@ class LimitGroup:
 
     @property
     def burst(self) -> float:
-        """The token bucket's size: a whole period's jobs for rates per second, else
-        one second's share (at least one job), so a per-minute rate is not spent in
-        the first instant of each minute."""
+        """The token bucket's size: a tenth of a second's worth of the rate, at least
+        one job. Any window of W seconds starts at most rate x W + burst jobs."""
         if self.rate is None:
             return 0.0
         jobs, per = self.rate
-        return float(jobs) if per <= 1.0 else max(1.0, jobs / per)
+        return max(1.0, 0.1 * jobs / per)
 
     def describe(self) -> str:
         parts = []

@@ -473,6 +473,7 @@ class Job(models.Model):
                 by = CancelRequest.objects.filter(job_id=self.pk).values_list(
                     "requested_by", flat=True
                 ).first() or "someone"
+                self._cancel_by = by
             raise JobCancelledError(f"Cancelled by {by} while it ran.")
 
     def run_creation_hook(self, job_type: job_types.JobType | None = None) -> None:

@@ -130,10 +130,12 @@ def claim_limited(
     running jobs nor its token bucket can change between reading them and claiming.
     Jobs over a limit stay waiting: they are neither claimed nor charged.
     """
-    now, expires = _lease_window(lease_seconds, now)
     groups = sorted(groups, key=lambda g: g.key)
     with transaction.atomic(using=using):
-        rows = [_lock_limit(group, now, using) for group in groups]
+        rows = [_lock_limit(group, now or timezone.now(), using) for group in groups]
+        # The time is read once the rows are ours: a claim that waited for another's
+        # lock must not refill the bucket from before that claim (a clock going back).
+        now, expires = _lease_window(lease_seconds, now)
         allowed, reason, wait = room, "", 0.0
         for group, row in zip(groups, rows, strict=True):
             if group.max_running is not None:
@@ -150,7 +152,7 @@ def claim_limited(
                 per_second = jobs_per / seconds
                 elapsed = max(0.0, (now - row.refilled_at).total_seconds())
                 row.tokens = min(group.burst, row.tokens + elapsed * per_second)
-                row.refilled_at = now
+                row.refilled_at = max(now, row.refilled_at)
                 if int(row.tokens) < allowed:
                     allowed, reason = int(row.tokens), "rate"
                     wait = (1.0 - (row.tokens - int(row.tokens))) / per_second
@@ -850,7 +852,7 @@ def cancel_requests(ids: Sequence[Any], *, using: str | None = None) -> dict[Any
     return dict(requests.values_list("job_id", "requested_by"))
 
 
-def end_cancelled(job: Job, owner: str, by: str, *, stopped: bool) -> bool:
+def end_cancelled(job: Job, owner: str, by: str, stopped: bool) -> bool:
     """A running job that was asked to stop ends FAILED (never retried, no failure
     hook): its task stopped (``stopped``) or did not within the grace period."""
     how = "its task stopped at a checkpoint" if stopped else "its task did not stop in time"

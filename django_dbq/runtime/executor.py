@@ -156,7 +156,7 @@ def _settle_cancelled(job: Job, owner: str, task: str, duration: float) -> Outco
     if abandoned(job):
         return _left_behind(job, task, duration)
     by = getattr(job, "_cancel_by", None) or "someone"
-    landed = persist(store.end_cancelled, job, owner, by, stopped=True)
+    landed = persist(store.end_cancelled, job, owner, by, True)
     if landed:
         logger.warning("Job cancelled: id=%s name=%s task=%s by=%s", job.pk, job.name, task, by)
     kind: OutcomeKind = "failed" if landed else "lost"
@@ -183,7 +183,7 @@ def cancel_overdue(job: Job, owner: str, by: str, duration: float) -> Outcome:
     """The worker's watchdog ends a job that was asked to stop and did not within
     ``DBQ_CANCEL_GRACE`` seconds: FAILED, cancelled, not retried."""
     job._abandoned = True
-    landed = persist(store.end_cancelled, job, owner, by, stopped=False)
+    landed = persist(store.end_cancelled, job, owner, by, False)
     if landed:
         logger.warning(
             "Job cancelled: id=%s name=%s by=%s (its task did not stop in time; the "
