@@ -363,6 +363,16 @@ def _batch_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
                     "Batch tasks get the whole list of jobs; do per-batch set-up in the task.",
                 )
             )
+    for key in ("max_running", "rate"):
+        if entry.get(key) is not None:
+            problems.append(
+                Problem(
+                    "django_dbq.E011",
+                    f"JOBS[{name!r}] is a batch job type with {key!r}.",
+                    "Batches are not limited: size the batch instead, or put the job type "
+                    "in a queue of its own served by fewer workers.",
+                )
+            )
     return problems
 
 

@@ -44,12 +44,14 @@ class LimitGroup:
 
     @property
     def burst(self) -> float:
-        """The token bucket's size: a tenth of a second's worth of the rate, at least
-        one job. Any window of W seconds starts at most rate x W + burst jobs."""
+        """The token bucket's size: a twentieth of a second's worth of the rate, at
+        least one job. Any window of W seconds claims at most rate x W + burst jobs;
+        as jobs claimed just before a window may start in it, their tasks start at
+        most rate x W + 2 x burst (50/s: 55 in any second)."""
         if self.rate is None:
             return 0.0
         jobs, per = self.rate
-        return max(1.0, 0.1 * jobs / per)
+        return max(1.0, 0.05 * jobs / per)
 
     def describe(self) -> str:
         parts = []

@@ -825,10 +825,19 @@ def cancel(ids: Sequence[Any], by: str, *, using: str | None = None) -> Cancelle
     using = _write_alias(using)
     unique = list(dict.fromkeys(Job._meta.pk.to_python(i) for i in ids))
     waiting = cancel_waiting(unique, by, using=using)
-    rest = [pk for pk in unique if pk not in set(waiting.changed)]
-    running = list(
+    ended = set(waiting.changed)
+    asked = request_stop([pk for pk in unique if pk not in ended], by, using=using)
+    return Cancelled(waiting.changed, asked.changed, len(unique) - len(ended) - len(asked.changed))
+
+
+def request_stop(ids: Sequence[Any], by: str, *, using: str | None = None) -> Changed:
+    """Ask running (PROCESSING) jobs to stop; see :func:`cancel`. Jobs not running are
+    skipped. A job asked twice keeps the first request."""
+    using = _write_alias(using)
+    unique = list(dict.fromkeys(Job._meta.pk.to_python(i) for i in ids))
+    running = set(
         Job.objects.using(using)
-        .filter(pk__in=rest, state=JobStates.PROCESSING)
+        .filter(pk__in=unique, state=JobStates.PROCESSING)
         .values_list("pk", flat=True)
     )
     now = timezone.now()
@@ -839,9 +848,10 @@ def cancel(ids: Sequence[Any], by: str, *, using: str | None = None) -> Cancelle
                 table.get_or_create(job_id=pk, defaults={"requested_at": now, "requested_by": by})
         except IntegrityError:
             pass  # asked twice at the same moment: one request is enough
+    result = Changed([pk for pk in unique if pk in running], len(unique) - len(running))
     if running:
         logger.info("%s asked %d running job(s) to stop", by, len(running))
-    return Cancelled(waiting.changed, running, len(unique) - len(waiting.changed) - len(running))
+    return result
 
 
 def cancel_requests(ids: Sequence[Any], *, using: str | None = None) -> dict[Any, str]:

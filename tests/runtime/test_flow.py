@@ -81,8 +81,9 @@ def test_a_rate_limit_spaces_out_starts_across_four_workers(start_worker, tmp_pa
     wait_for(lambda: all_done("rated"), timeout=120, message="the rated jobs")
     starts = sorted(float(at) for *_, at in lines(log, "start"))
     assert len(starts) == 1000
-    # A token bucket of 50/s holding at most 5 (a tenth of a second's worth): any
-    # one-second window starts at most 50 + 5.
+    # A token bucket of 50/s holding at most 2.5 (a twentieth of a second's worth): any
+    # one-second window claims at most 52.5, and starts at most 50 + 2 x 2.5 (jobs
+    # claimed just before a window may start in it).
     busiest = max(
         sum(1 for t in starts[i : i + 200] if t < first + 1.0) for i, first in enumerate(starts)
     )
