@@ -111,7 +111,7 @@ def test_a_sleeping_task_is_stopped_by_its_timeout_retried_and_failed(start_work
     # The runners are free again: the worker goes on with other jobs.
     other = Job.objects.create(name="noop")
     wait_for(lambda: Job.objects.get(pk=other.pk).state == JobStates.COMPLETED, timeout=30)
-    assert "stuck in job" in worker.output()
+    wait_for(lambda: "stuck in job" in worker.output(), message="the runner left behind")
 
 
 def test_a_blocking_socket_read_is_stopped_by_its_timeout(start_worker, tmp_path):
@@ -171,4 +171,4 @@ def test_a_running_job_that_ignores_the_cancel_is_ended_after_the_grace(start_wo
     job.refresh_from_db()
     assert job.errors[-1]["cancelled_by"] == "ops"
     assert "did not stop in time" in job.errors[-1]["message"]
-    assert "stuck in job" in worker.output()
+    wait_for(lambda: "stuck in job" in worker.output(), message="the runner left behind")
