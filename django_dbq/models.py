@@ -146,13 +146,54 @@ class JobQuerySet(models.QuerySet["Job"]):
         if args or any(kwargs.get(k) for k in kwargs if k != "batch_size"):
             raise InvalidJobError("bulk_create of jobs with unique keys takes no conflict options.")
         with transaction.atomic(using=self.db):
-            for job in keyed:
-                job._save_unique(self.db)
+            self._bulk_create_keyed(keyed, kwargs.get("batch_size"))
             if plain and self._fast_bulk_create(plain, **kwargs) is None:
                 super().bulk_create(plain, **kwargs)
         if conf.run_synchronously() and plain:
             _run_synchronously([job.pk for job in plain], self.db)
         return objs
+
+    def _bulk_create_keyed(self, keyed: list[Job], batch_size: int | None) -> None:
+        """Insert jobs with unique keys in bulk: the holders of their keys are read in
+        one query per chunk, the rest inserted at once (in a savepoint); if another
+        process took one of the keys meanwhile, they are inserted one by one."""
+        using = self.db
+        first_of: dict[str, Job] = {}
+        for job in keyed:
+            first_of.setdefault(job.active_key, job)  # type: ignore[arg-type]
+        firsts = list(first_of.values())
+        holders: dict[str, Job] = {}
+        for start in range(0, len(firsts), BULK_BATCH_SIZE):
+            keys = [job.active_key for job in firsts[start : start + BULK_BATCH_SIZE]]
+            holders.update(
+                (job.active_key, job)
+                for job in Job.objects.using(using).filter(active_key__in=keys)
+            )
+        new = []
+        for job in firsts:
+            holder = holders.get(job.active_key)  # type: ignore[arg-type]
+            period = job.unique_period()
+            if holder is None and period:
+                holder = _holder(job.name, job.unique_key, period, using)
+            if holder is not None:
+                job._become(holder, using)
+            else:
+                new.append(job)
+        for job in new:
+            job.run_creation_hook()
+            job.active_key = active_key_of(job.name, job.unique_key)
+        try:
+            with transaction.atomic(using=using):
+                if self._fast_bulk_create(new, batch_size) is None:
+                    super().bulk_create(new, batch_size=batch_size)
+        except IntegrityError:
+            for job in new:  # the savepoint is rolled back: none of them was written
+                job._state.adding = True
+                job._save_unique(using, hook=False)
+        for job in keyed:
+            first = first_of[job.active_key]  # type: ignore[index]
+            if first is not job:
+                job._become(first, using)
 
     def _fast_bulk_create(
         self, objs: list[Job], batch_size: int | None = None, *args: Any, **options: Any
@@ -526,7 +567,7 @@ class Job(models.Model):
         rule = self._unique_rule()
         return rule.period if rule is not None else 0.0
 
-    def _save_unique(self, using: str | None) -> None:
+    def _save_unique(self, using: str | None, *, hook: bool = True) -> None:
         """Insert a new job with a unique key, or become the job that holds the key.
 
         The database decides: the INSERT (in a savepoint) fails on the unique index
@@ -541,7 +582,8 @@ class Job(models.Model):
         if existing is not None:
             self._become(existing, using)
             return
-        self.run_creation_hook()
+        if hook:
+            self.run_creation_hook()
         self.active_key = active_key_of(self.name, self.unique_key)
         for _ in range(UNIQUE_INSERT_TRIES):
             try:
