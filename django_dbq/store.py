@@ -16,9 +16,11 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import math
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Literal
 
 from django.db import DatabaseError, IntegrityError, models, router, transaction
@@ -101,11 +103,15 @@ def claim(
 class LimitedClaim:
     """What :func:`claim_limited` took, or why it took nothing: ``capped`` (as many
     running as allowed), ``rate`` (no token left; the next comes in ``wait``
-    seconds) or ``empty`` (no runnable job)."""
+    seconds) or ``empty`` (no runnable job). ``delays`` says, per job taken, how
+    many seconds from now it may start (its token's time; 0 for most)."""
 
     jobs: list[Job]
     reason: str = ""
     wait: float = 0.0
+    delays: list[float] = dataclass_field(default_factory=list)
+    #: The time the delays count from (read once the group's rows were taken).
+    at: datetime.datetime | None = None
 
 
 def claim_limited(
@@ -137,6 +143,11 @@ def claim_limited(
         # lock must not refill the bucket from before that claim (a clock going back).
         now, expires = _lease_window(lease_seconds, now)
         allowed, reason, wait = room, "", 0.0
+        # Rate groups: (tokens now, jobs per second); a claim may take tokens up to
+        # RATE_AHEAD_SECONDS ahead (the bucket goes into debt), each job then
+        # starting at its token's time, so that workers that claim late or in bursts
+        # still start jobs at the rate, and never faster.
+        paced: list[tuple[float, float]] = []
         for group, row in zip(groups, rows, strict=True):
             if group.max_running is not None:
                 running = Job.objects.using(using).filter(state=JobStates.PROCESSING)
@@ -153,9 +164,11 @@ def claim_limited(
                 elapsed = max(0.0, (now - row.refilled_at).total_seconds())
                 row.tokens = min(group.burst, row.tokens + elapsed * per_second)
                 row.refilled_at = max(now, row.refilled_at)
-                if int(row.tokens) < allowed:
-                    allowed, reason = int(row.tokens), "rate"
-                    wait = (1.0 - (row.tokens - int(row.tokens))) / per_second
+                available = row.tokens + RATE_AHEAD_SECONDS * per_second
+                paced.append((row.tokens, per_second))
+                if math.floor(available) < allowed:
+                    allowed, reason = max(0, math.floor(available)), "rate"
+                    wait = (1.0 - (available - math.floor(available))) / per_second
         jobs: list[Job] = []
         if allowed > 0:
             names = Names(only=[only_name]) if only_name else Names(but=exclude_names)
@@ -169,7 +182,17 @@ def claim_limited(
                 FlowLimit.objects.using(using).filter(key=row.key).update(
                     tokens=row.tokens - len(jobs), refilled_at=row.refilled_at
                 )
-    return LimitedClaim(jobs, reason if not jobs or reason == "empty" else "", wait)
+    # The n-th job taken starts when the n-th token is due (the latest of the groups').
+    delays = [
+        max([0.0] + [(n - tokens) / per_second for tokens, per_second in paced])
+        for n in range(1, len(jobs) + 1)
+    ]
+    return LimitedClaim(jobs, reason if not jobs or reason == "empty" else "", wait, delays, now)
+
+
+#: How far ahead of its tokens a rate-limited claim may take jobs (their starts are
+#: then spread out to the tokens' times).
+RATE_AHEAD_SECONDS = 0.5
 
 
 def _lock_limit(group: LimitGroup, now: datetime.datetime, using: str) -> FlowLimit:

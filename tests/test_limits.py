@@ -90,19 +90,24 @@ def test_a_limited_claim_says_when_nothing_waits():
     assert claim(group).reason == "empty"
 
 
-def test_the_token_bucket_refills_at_the_rate_and_holds_a_twentieth_of_a_second():
-    group = limits.job_groups()["rated"]  # 50/s: holds at most 2.5
+def test_the_token_bucket_paces_starts_at_the_rate_half_a_second_ahead_at_most():
+    group = limits.job_groups()["rated"]  # 50/s: holds at most 2.5, 25 more ahead
     Job.objects.bulk_enqueue("rated", [{}] * 100)
-    first = claim(group, name="rated")
-    assert len(first.jobs) == 2  # a full bucket, 2.5 tokens
+    first = claim(group, 40, name="rated")
+    assert len(first.jobs) == 27  # 2.5 tokens now + 0.5 s x 50 ahead
+    # The first two start now, then one every 20 ms at its token's time.
+    assert first.delays[:3] == [0.0, 0.0, pytest.approx(0.5 / 50)]
+    assert first.delays[-1] == pytest.approx((27 - 2.5) / 50)
     empty = claim(group, name="rated")
     assert (empty.jobs, empty.reason) == ([], "rate")
-    assert empty.wait == pytest.approx(0.5 / 50)  # 0.5 token left, the next whole one
-    later = claim(group, name="rated", now=T0 + datetime.timedelta(seconds=0.04))
-    assert len(later.jobs) == 2  # 0.5 + 0.04 s x 50 = 2.5
-    much_later = claim(group, name="rated", now=T0 + datetime.timedelta(seconds=60))
-    assert len(much_later.jobs) == 2  # never more than the bucket holds
-    assert FlowLimit.objects.get(key="job:rated").tokens == pytest.approx(0.5)
+    assert empty.wait == pytest.approx(0.5 / 50)  # until a whole job fits again
+    later = claim(group, name="rated", now=T0 + datetime.timedelta(seconds=0.1))
+    assert len(later.jobs) == 5  # 0.1 s x 50 tokens came back
+    # Its first token: 19.5 of debt left after 0.1 s, so due in (1 + 19.5) / 50 s.
+    assert later.delays[0] == pytest.approx(20.5 / 50)
+    much_later = claim(group, 100, name="rated", now=T0 + datetime.timedelta(seconds=60))
+    assert len(much_later.jobs) == 27  # never more than the bucket holds, plus ahead
+    assert FlowLimit.objects.get(key="job:rated").tokens == pytest.approx(2.5 - 27)
 
 
 def test_a_claim_that_waited_for_the_lock_does_not_move_the_bucket_back():

@@ -26,6 +26,7 @@ No SQL is written here: every write is a function of :mod:`django_dbq.store`.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import queue
@@ -182,6 +183,11 @@ class Worker:
         self._limited_names: list[str] = []
         self._limited_queues: set[str] = set()
         self._units: list[_Unit] = []
+        # Rate-limited jobs claimed ahead of their tokens: (due, sequence, item), handed
+        # to the runners by the pacer thread.
+        self._not_yet: list[tuple[float, int, Any]] = []
+        self._sequence = 0
+        self._pacer = threading.Condition()
         self._paused: set[str] = set()
         self._next_pause_check = 0.0
         self.processed = 0
@@ -263,7 +269,10 @@ class Worker:
                 exclude_names=unit.exclude_names,
                 using=self.using,
             )
-            self._take(result.jobs)
+            # Count the delays from the claim's own time, not from now: the claim's
+            # round trips must not push its jobs' starts later than their tokens.
+            late = (timezone.now() - result.at).total_seconds() if result.at else 0.0
+            self._take(result.jobs, [max(0.0, delay - late) for delay in result.delays])
             claimed += len(result.jobs)
             unit.capped = result.reason == "capped"
             if result.reason == "capped":
@@ -380,7 +389,7 @@ class Worker:
         claimed only as runners free up, so that they are not held back from
         other workers.
         """
-        buffered = self._ready.qsize()
+        buffered = self._ready.qsize() + len(self._not_yet)
         if self.rate_limit:
             if time.monotonic() - self._last_claim < self.rate_limit or self._held_count():
                 return 0
@@ -411,15 +420,35 @@ class Worker:
         )
         return self._take(claimed)
 
-    def _take(self, claimed: list[Job]) -> int:
-        """Hold claimed jobs and hand them to the runners."""
+    def _take(self, claimed: list[Job], delays: Sequence[float] = ()) -> int:
+        """Hold claimed jobs and hand them to the runners; a job with a delay (a rate
+        limit's token due later) waits in the worker until its time."""
         with self._lock:
             for job in claimed:
                 job_type = job_types.job_type_for(job)
                 self._hold(job, job_type.lease() if job_type else self.lease)
-        for job in claimed:
-            self._ready.put((job, executor.snapshot(job)))
+        now = time.monotonic()
+        for index, job in enumerate(claimed):
+            delay = delays[index] if index < len(delays) else 0.0
+            if delay > 0:
+                with self._pacer:
+                    self._sequence += 1
+                    item = (job, executor.snapshot(job))
+                    heapq.heappush(self._not_yet, (now + delay, self._sequence, item))
+                    self._pacer.notify()
+            else:
+                self._ready.put((job, executor.snapshot(job)))
         return len(claimed)
+
+    def _pace(self) -> None:
+        """Pacer thread: hand each rate-limited job to the runners at its token's time
+        (a thread of its own, so a slow claim in the main loop does not bunch them)."""
+        with self._pacer:
+            while not self._threads_stop.is_set():
+                now = time.monotonic()
+                while self._not_yet and self._not_yet[0][0] <= now:
+                    self._ready.put(heapq.heappop(self._not_yet)[2])
+                self._pacer.wait(self._not_yet[0][0] - now if self._not_yet else 0.5)
 
     def _claim_batches(self, *, flush: bool = False) -> int:
         """Claim due batches (see :func:`django_dbq.store.ripe_batches`), one per free runner.
@@ -521,6 +550,10 @@ class Worker:
         watchdog = threading.Thread(target=self._watch, name="dbq-watchdog", daemon=True)
         watchdog.start()
         self._helpers.append(watchdog)
+        if any(g.rate for unit in self._units for g in unit.groups):
+            pacer = threading.Thread(target=self._pace, name="dbq-pacer", daemon=True)
+            pacer.start()
+            self._helpers.append(pacer)
         completer = threading.Thread(target=self._complete, name="dbq-completer", daemon=True)
         completer.start()
         self._completer = completer
@@ -863,7 +896,9 @@ class Worker:
 
     def _shutdown(self) -> None:
         # Jobs claimed but not started go straight back, without spending an attempt.
-        pending = []
+        with self._pacer:
+            pending = [item[0].pk for _, _, item in self._not_yet]
+            self._not_yet.clear()
         while True:
             try:
                 item = self._ready.get_nowait()
@@ -894,6 +929,8 @@ class Worker:
             self._safely(lambda: registry.unregister(self.owner, using=self.using))
             self._exit_now(0)
         self._threads_stop.set()
+        with self._pacer:
+            self._pacer.notify_all()
         for helper in self._helpers:
             helper.join(timeout=5)
         self._safely(lambda: registry.unregister(self.owner, using=self.using))
