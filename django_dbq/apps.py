@@ -7,7 +7,8 @@ class DjangoDbqConfig(AppConfig):
 
     The integrations sit above the model and are never imported by it: the
     synchronous mode receives :data:`django_dbq.signals.run_synchronously`, and
-    ``Job.objects.track`` is :func:`django_dbq.integrations.tracking.track`.
+    ``Job.objects.track`` is :func:`django_dbq.integrations.tracking.track`, and
+    ``Job.cancel`` is :func:`django_dbq.store.cancel`.
     """
 
     name = "django_dbq"
@@ -30,6 +31,7 @@ class DjangoDbqConfig(AppConfig):
         from . import (
             checks,  # noqa: F401  (registers the checks)
             signals,
+            store,
         )
         from .integrations import synchronous, tracking
         from .models import JobManager
@@ -38,3 +40,4 @@ class DjangoDbqConfig(AppConfig):
             synchronous.run_at_commit, dispatch_uid="django_dbq.synchronous"
         )
         JobManager.tracker = staticmethod(tracking.track)
+        JobManager.canceller = staticmethod(store.cancel)

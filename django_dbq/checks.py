@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from . import conf, job_types, options, schedules
+from . import conf, job_types, limits, options, schedules
 
 
 @checks.register("django_dbq")
@@ -42,6 +42,7 @@ def check_dbq_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
         "DBQ_MAX_ERRORS_KEPT": options.whole(1),
         "DBQ_CLAIM_BATCH": options.whole(1, 10_000),
         "DBQ_SQLITE_BUSY_TIMEOUT": options.seconds(0),
+        "DBQ_CANCEL_GRACE": options.seconds(0),
         "DBQ_MAX_WORKSPACE_BYTES": options.Rule(
             lambda v: v is None or options.whole(1).valid(v),
             "a whole number of bytes >= 1, or None for no limit",
@@ -77,4 +78,11 @@ def check_schedules(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
         _, problems = schedules.validate(getattr(settings, "DBQ_SCHEDULES", None))
     except Exception:  # a broken JOBS setting: check_jobs_setting reports it
         return []
+    return [checks.Error(p.msg, hint=p.hint, id=p.id) for p in problems]
+
+
+@checks.register("django_dbq")
+def check_queue_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """django_dbq.E018: the DBQ_QUEUE_LIMITS setting."""
+    _, problems = limits.validate_queue_limits(getattr(settings, "DBQ_QUEUE_LIMITS", None))
     return [checks.Error(p.msg, hint=p.hint, id=p.id) for p in problems]

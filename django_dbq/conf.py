@@ -19,6 +19,8 @@ setting                        default  meaning
 ``DBQ_MAX_WORKSPACE_BYTES``    8 MiB    largest workspace (as UTF-8 JSON) a job
                                         may be created with or a task may leave;
                                         ``None``: no limit
+``DBQ_CANCEL_GRACE``           30       seconds a running job asked to stop has
+                                        before its worker ends it
 ``DBQ_METRICS_TOKEN``          None     a bearer token that opens the metrics
                                         view to a scraper (staff login always
                                         does); at least 16 characters
@@ -40,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "DBQ_SQLITE_BUSY_TIMEOUT": 30.0,
     "DBQ_MAX_WORKSPACE_BYTES": 8 * 1024 * 1024,
     "DBQ_METRICS_TOKEN": None,
+    "DBQ_CANCEL_GRACE": 30.0,
 }
 
 #: The shortest DBQ_METRICS_TOKEN accepted.
@@ -91,3 +94,7 @@ def max_workspace_bytes() -> int | None:
 def metrics_token() -> str | None:
     value = get("DBQ_METRICS_TOKEN")
     return value or None
+
+
+def cancel_grace() -> float:
+    return float(get("DBQ_CANCEL_GRACE"))

@@ -42,8 +42,15 @@ class WorkerLostError(DbqError):
 
 
 class JobCancelledError(DbqError):
-    """Recorded on a waiting job that an operator cancelled (it ends FAILED without
-    running; see :func:`django_dbq.store.cancel_waiting`)."""
+    """Recorded on a job that was cancelled: a waiting one ends FAILED without running
+    (:func:`django_dbq.store.cancel_waiting`); a running one when its task stops at
+    ``job.checkpoint()`` (which raises this) or when it did not stop within
+    ``DBQ_CANCEL_GRACE`` seconds. A cancelled job is never retried."""
+
+
+class JobTimeoutError(DbqError):
+    """Recorded on an attempt whose task ran longer than its job type's ``timeout``;
+    the attempt fails (and is retried if attempts are left)."""
 
 
 class NotMigratedError(DbqError):

@@ -15,6 +15,9 @@ Two forms are accepted for each entry::
             "backoff_max": 3600,      # ... capped here; or a dotted path to f(attempt)
             "lease_seconds": 60,      # overrides DBQ_LEASE_SECONDS for this type
             "unique": "report:{day}", # or {"key": ..., "for": seconds}: see models.py
+            "max_running": 3,         # at most 3 running at once, across all workers
+            "rate": "50/s",           # at most 50 started per second (or /m, /h)
+            "timeout": 30,            # a task running longer fails (and is retried)
         },
     }
 
@@ -47,7 +50,17 @@ from . import conf, options
 from .exceptions import JobConfigurationError, UnknownJobError
 
 HOOK_KEYS = ("creation_hook", "pre_task_hook", "post_task_hook", "failure_hook")
-OPTION_KEYS = ("max_attempts", "backoff", "backoff_max", "lease_seconds", "batch", "unique")
+OPTION_KEYS = (
+    "max_attempts",
+    "backoff",
+    "backoff_max",
+    "lease_seconds",
+    "batch",
+    "unique",
+    "max_running",
+    "rate",
+    "timeout",
+)
 BATCH_SIZE_MAX = 10_000
 KNOWN_KEYS = ("tasks", *HOOK_KEYS, *OPTION_KEYS)
 # The options a built-in type's job_options function may set for one job.
@@ -110,6 +123,11 @@ class JobType:
     lease_seconds: float | None = None
     batch: Batch | None = None
     unique: Unique | None = None
+    # Flow control (docs/flow-control.rst): most jobs of the type running at once across
+    # every worker, most started per period ("50/s"), longest run of one task (seconds).
+    max_running: int | None = None
+    rate: str | None = None
+    timeout: float | None = None
     # Built-in job types only (JOBS cannot set it): the dotted path of f(job) -> dict
     # of per-job overrides of PER_JOB_OPTION_KEYS, applied by for_job(). It is called
     # with rows that were not validated, so it must check what it reads from them.
@@ -246,6 +264,9 @@ def _option_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
         "backoff": options.dotted_path_or(options.BACKOFF),
         "backoff_max": options.BACKOFF_MAX,
         "lease_seconds": options.LEASE_SECONDS,
+        "max_running": options.MAX_RUNNING,
+        "rate": options.RATE,
+        "timeout": options.TIMEOUT,
     }
     problems = []
     for key, rule in rules.items():
@@ -340,6 +361,16 @@ def _batch_problems(name: str, entry: dict[str, Any]) -> list[Problem]:
                     "django_dbq.E011",
                     f"JOBS[{name!r}] is a batch job type with a {key}.",
                     "Batch tasks get the whole list of jobs; do per-batch set-up in the task.",
+                )
+            )
+    for key in ("max_running", "rate"):
+        if entry.get(key) is not None:
+            problems.append(
+                Problem(
+                    "django_dbq.E011",
+                    f"JOBS[{name!r}] is a batch job type with {key!r}.",
+                    "Batches are not limited: size the batch instead, or put the job type "
+                    "in a queue of its own served by fewer workers.",
                 )
             )
     return problems

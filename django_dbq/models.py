@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from . import conf, job_types, options, signals
 from .db import inserting
-from .exceptions import InvalidJobError, InvalidWorkspaceError
+from .exceptions import InvalidJobError, InvalidWorkspaceError, JobCancelledError
 from .states import FINISHED_STATES, RUNNABLE_STATES, JobStates
 
 QUEUE_NAME_MAX_LENGTH = 64
@@ -85,6 +85,11 @@ class JobQuerySet(models.QuerySet["Job"]):
         """The most recently created job called ``name`` for ``obj``, or ``None``."""
         return self.for_object(obj).filter(name=name).order_by("-created").first()
 
+    def cancel(self, by: str = "") -> Any:
+        """Cancel these jobs (see :func:`django_dbq.store.cancel`): waiting ones end
+        FAILED now, running ones are asked to stop. Returns what was done."""
+        return JobManager.canceller(list(self.values_list("pk", flat=True)), by or "code")
+
     def cancel_pending(self) -> int:
         """Delete the jobs of this queryset that have not started (NEW or READY).
 
@@ -141,13 +146,54 @@ class JobQuerySet(models.QuerySet["Job"]):
         if args or any(kwargs.get(k) for k in kwargs if k != "batch_size"):
             raise InvalidJobError("bulk_create of jobs with unique keys takes no conflict options.")
         with transaction.atomic(using=self.db):
-            for job in keyed:
-                job._save_unique(self.db)
+            self._bulk_create_keyed(keyed, kwargs.get("batch_size"))
             if plain and self._fast_bulk_create(plain, **kwargs) is None:
                 super().bulk_create(plain, **kwargs)
         if conf.run_synchronously() and plain:
             _run_synchronously([job.pk for job in plain], self.db)
         return objs
+
+    def _bulk_create_keyed(self, keyed: list[Job], batch_size: int | None) -> None:
+        """Insert jobs with unique keys in bulk: the holders of their keys are read in
+        one query per chunk, the rest inserted at once (in a savepoint); if another
+        process took one of the keys meanwhile, they are inserted one by one."""
+        using = self.db
+        first_of: dict[str, Job] = {}
+        for job in keyed:
+            first_of.setdefault(job.active_key, job)  # type: ignore[arg-type]
+        firsts = list(first_of.values())
+        holders: dict[str, Job] = {}
+        for start in range(0, len(firsts), BULK_BATCH_SIZE):
+            keys = [job.active_key for job in firsts[start : start + BULK_BATCH_SIZE]]
+            holders.update(
+                (job.active_key, job)
+                for job in Job.objects.using(using).filter(active_key__in=keys)
+            )
+        new = []
+        for job in firsts:
+            holder = holders.get(job.active_key)  # type: ignore[arg-type]
+            period = job.unique_period()
+            if holder is None and period:
+                holder = _holder(job.name, job.unique_key, period, using)
+            if holder is not None:
+                job._become(holder, using)
+            else:
+                new.append(job)
+        for job in new:
+            job.run_creation_hook()
+            job.active_key = active_key_of(job.name, job.unique_key)
+        try:
+            with transaction.atomic(using=using):
+                if self._fast_bulk_create(new, batch_size) is None:
+                    super().bulk_create(new, batch_size=batch_size)
+        except IntegrityError:
+            for job in new:  # the savepoint is rolled back: none of them was written
+                job._state.adding = True
+                job._save_unique(using, hook=False)
+        for job in keyed:
+            first = first_of[job.active_key]  # type: ignore[index]
+            if first is not job:
+                job._become(first, using)
 
     def _fast_bulk_create(
         self, objs: list[Job], batch_size: int | None = None, *args: Any, **options: Any
@@ -174,6 +220,9 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):  # type: ignore[mis
 
     #: :func:`django_dbq.integrations.tracking.track`, set when the app is ready.
     tracker: Any = None
+    #: :func:`django_dbq.store.cancel`, set when the app is ready (the store is above
+    #: the model: the model does not import it).
+    canceller: Any = None
 
     def track(self, name: str, **kwargs: Any) -> Any:
         """Context manager recording an in-process operation as a job; see
@@ -442,6 +491,32 @@ class Job(models.Model):
         if run_hook:
             self.run_creation_hook(job_type)
 
+    def cancel(self, by: str = "") -> Any:
+        """Cancel this job: at once if it waits; if it runs, its worker is asked to
+        stop it (see :func:`django_dbq.store.cancel`)."""
+        return JobManager.canceller([self.pk], by or "code")
+
+    def cancel_requested(self) -> bool:
+        """Whether someone asked for this running job to be cancelled. A worker learns
+        of a request within a heartbeat and sets it here; elsewhere (the synchronous
+        mode, a test) the request is read from the database."""
+        if getattr(self, "_cancel_by", None) is not None:
+            return True
+        return CancelRequest.objects.filter(job_id=self.pk).exists()
+
+    def checkpoint(self) -> None:
+        """Raise :class:`~django_dbq.exceptions.JobCancelledError` if this job was asked
+        to stop: call it where a long task can stop safely. The job then ends FAILED,
+        cancelled, and is not retried."""
+        if self.cancel_requested():
+            by = getattr(self, "_cancel_by", None)
+            if by is None:
+                by = CancelRequest.objects.filter(job_id=self.pk).values_list(
+                    "requested_by", flat=True
+                ).first() or "someone"
+                self._cancel_by = by
+            raise JobCancelledError(f"Cancelled by {by} while it ran.")
+
     def run_creation_hook(self, job_type: job_types.JobType | None = None) -> None:
         """Fill in the first task and run the creation hook (a new job only)."""
         job_type = job_type or job_types.get_job_type(self.name)
@@ -492,7 +567,7 @@ class Job(models.Model):
         rule = self._unique_rule()
         return rule.period if rule is not None else 0.0
 
-    def _save_unique(self, using: str | None) -> None:
+    def _save_unique(self, using: str | None, *, hook: bool = True) -> None:
         """Insert a new job with a unique key, or become the job that holds the key.
 
         The database decides: the INSERT (in a savepoint) fails on the unique index
@@ -507,7 +582,8 @@ class Job(models.Model):
         if existing is not None:
             self._become(existing, using)
             return
-        self.run_creation_hook()
+        if hook:
+            self.run_creation_hook()
         self.active_key = active_key_of(self.name, self.unique_key)
         for _ in range(UNIQUE_INSERT_TRIES):
             try:
@@ -782,9 +858,19 @@ def _run_synchronously(ids: list[Any], using: str | None) -> None:
 
 
 # The operators' tables live in their own module; importing them here registers them.
-from .records import MinuteCount, QueuePause, Schedule, ScheduleTick, WorkerRecord  # noqa: E402
+from .records import (  # noqa: E402
+    CancelRequest,
+    FlowLimit,
+    MinuteCount,
+    QueuePause,
+    Schedule,
+    ScheduleTick,
+    WorkerRecord,
+)
 
 __all__ = [
+    "CancelRequest",
+    "FlowLimit",
     "Job",
     "JobManager",
     "JobQuerySet",

@@ -78,3 +78,29 @@ BACKOFF = seconds(0)
 BACKOFF_MAX = seconds(0)
 LEASE_SECONDS = seconds(1)
 TIMEOUT = seconds(0, exclusive=True)
+
+#: Global flow control of a job type or queue (see django_dbq.limits).
+MAX_RUNNING = whole(1, 100_000)
+RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_rate(value: Any) -> tuple[int, float] | None:
+    """``"50/s"``, ``"10/m"``, ``"100/h"`` as (jobs, per seconds); ``None`` if invalid."""
+    if not isinstance(value, str):
+        return None
+    count, _, unit = value.strip().partition("/")
+    unit = unit.strip().lower()
+    unit = {"sec": "s", "second": "s", "min": "m", "minute": "m", "hour": "h"}.get(unit, unit)
+    try:
+        jobs = int(count.strip())
+    except ValueError:
+        return None
+    if unit not in RATE_UNITS or not 1 <= jobs <= 1_000_000:
+        return None
+    return jobs, RATE_UNITS[unit]
+
+
+RATE = Rule(
+    lambda v: parse_rate(v) is not None,
+    'a rate such as "50/s", "10/m" or "100/h" (1 to 1000000 jobs per second, minute or hour)',
+)

@@ -141,3 +141,36 @@ class ScheduleTick(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule_id} {self.tick.isoformat()}"
+
+
+class FlowLimit(models.Model):
+    """The row a limited job type or queue's claims take turns on (see
+    :mod:`django_dbq.limits`), with its rate's token bucket: ``tokens`` jobs may be
+    started now; the bucket refills at the rate since ``refilled_at``."""
+
+    key = models.CharField(max_length=128, primary_key=True)
+    tokens = models.FloatField(default=0.0)
+    refilled_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "django_dbq_flow_limit"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class CancelRequest(models.Model):
+    """A request to stop a running job. The worker that holds the job sees it at its
+    next lease renewal; the task can check for it (``job.cancel_requested()``,
+    ``job.checkpoint()``), and a task that does not stop within
+    ``DBQ_CANCEL_GRACE`` seconds is ended. Deleted with the job's end."""
+
+    job_id = models.UUIDField(primary_key=True)
+    requested_at = models.DateTimeField()
+    requested_by = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        db_table = "django_dbq_cancel_request"
+
+    def __str__(self) -> str:
+        return str(self.job_id)

@@ -16,9 +16,11 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import math
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Literal
 
 from django.db import DatabaseError, IntegrityError, models, router, transaction
@@ -28,9 +30,11 @@ from django.utils import timezone
 
 from . import conf, job_types
 from .db import backend_for, forget_broken_connections
+from .db.base import Names
 from .exceptions import InvalidWorkspaceError, JobCancelledError, WorkerLostError
 from .job_types import Batch
-from .models import Job, active_key_of, validate_workspace
+from .limits import LimitGroup
+from .models import CancelRequest, FlowLimit, Job, active_key_of, validate_workspace
 from .states import FINISHED_STATES, RUNNABLE_STATES, JobStates
 
 logger = logging.getLogger("django_dbq.worker")
@@ -77,6 +81,7 @@ def claim(
     using: str = "default",
     now: datetime.datetime | None = None,
     cursor: Any = None,
+    exclude_names: Sequence[str] = (),
 ) -> list[Job]:
     """Claim up to ``limit`` runnable jobs of ``queues`` for ``owner``, in run order.
 
@@ -84,11 +89,123 @@ def claim(
     ``lease_seconds``, and has had its ``attempts`` counted. A worker passes a
     claim cursor of its own (:meth:`new_claim_cursor`) so that busy queues are
     claimed from where it left off, where the database needs that (PostgreSQL).
+    Jobs of ``exclude_names`` (the job types with limits) are left to
+    :func:`claim_limited`.
     """
     if limit <= 0 or not queues:
         return []
     now, expires = _lease_window(lease_seconds, now)
-    return backend_for(using).claim(Job, owner, list(queues), limit, now, expires, cursor)
+    names = Names(but=exclude_names) if exclude_names else None
+    return backend_for(using).claim(Job, owner, list(queues), limit, now, expires, cursor, names)
+
+
+@dataclass
+class LimitedClaim:
+    """What :func:`claim_limited` took, or why it took nothing: ``capped`` (as many
+    running as allowed), ``rate`` (no token left; the next comes in ``wait``
+    seconds) or ``empty`` (no runnable job). ``delays`` says, per job taken, how
+    many seconds from now it may start (its token's time; 0 for most)."""
+
+    jobs: list[Job]
+    reason: str = ""
+    wait: float = 0.0
+    delays: list[float] = dataclass_field(default_factory=list)
+    #: The time the delays count from (read once the group's rows were taken).
+    at: datetime.datetime | None = None
+
+
+def claim_limited(
+    owner: str,
+    groups: Sequence[LimitGroup],
+    queues: Sequence[str],
+    room: int,
+    lease_seconds: float,
+    *,
+    only_name: str | None = None,
+    exclude_names: Sequence[str] = (),
+    using: str = "default",
+    now: datetime.datetime | None = None,
+) -> LimitedClaim:
+    """Claim up to ``room`` jobs of ``queues`` (only ``only_name``, or not
+    ``exclude_names``) within the limits of ``groups`` (a job type and/or a queue).
+
+    One short transaction. It first takes each group's row of
+    ``django_dbq_flow_limit`` with an UPDATE, in key order: the row lock on
+    PostgreSQL and MySQL, the database's write lock on SQLite. So the claims of a
+    group are one at a time across every worker and host, and neither its count of
+    running jobs nor its token bucket can change between reading them and claiming.
+    Jobs over a limit stay waiting: they are neither claimed nor charged.
+    """
+    groups = sorted(groups, key=lambda g: g.key)
+    with transaction.atomic(using=using):
+        rows = [_lock_limit(group, now or timezone.now(), using) for group in groups]
+        # The time is read once the rows are ours: a claim that waited for another's
+        # lock must not refill the bucket from before that claim (a clock going back).
+        now, expires = _lease_window(lease_seconds, now)
+        allowed, reason, wait = room, "", 0.0
+        # Rate groups: (tokens now, jobs per second); a claim may take tokens up to
+        # RATE_AHEAD_SECONDS ahead (the bucket goes into debt), each job then
+        # starting at its token's time, so that workers that claim late or in bursts
+        # still start jobs at the rate, and never faster.
+        paced: list[tuple[float, float]] = []
+        for group, row in zip(groups, rows, strict=True):
+            if group.max_running is not None:
+                running = Job.objects.using(using).filter(state=JobStates.PROCESSING)
+                if group.kind == "job":
+                    running = running.filter(name=group.name)
+                else:
+                    running = running.filter(queue_name=group.name)
+                free = group.max_running - running.count()
+                if free < allowed:
+                    allowed, reason, wait = free, "capped", 0.0
+            if group.rate is not None:
+                jobs_per, seconds = group.rate
+                per_second = jobs_per / seconds
+                elapsed = max(0.0, (now - row.refilled_at).total_seconds())
+                row.tokens = min(group.burst, row.tokens + elapsed * per_second)
+                row.refilled_at = max(now, row.refilled_at)
+                available = row.tokens + RATE_AHEAD_SECONDS * per_second
+                paced.append((row.tokens, per_second))
+                if math.floor(available) < allowed:
+                    allowed, reason = max(0, math.floor(available)), "rate"
+                    wait = (1.0 - (available - math.floor(available))) / per_second
+        jobs: list[Job] = []
+        if allowed > 0:
+            names = Names(only=[only_name]) if only_name else Names(but=exclude_names)
+            jobs = backend_for(using).claim(
+                Job, owner, list(queues), allowed, now, expires, None, names or None
+            )
+            if len(jobs) < allowed:
+                reason = "empty"
+        for group, row in zip(groups, rows, strict=True):
+            if group.rate is not None:
+                FlowLimit.objects.using(using).filter(key=row.key).update(
+                    tokens=row.tokens - len(jobs), refilled_at=row.refilled_at
+                )
+    # The n-th job taken starts when the n-th token is due (the latest of the groups').
+    delays = [
+        max([0.0] + [(n - tokens) / per_second for tokens, per_second in paced])
+        for n in range(1, len(jobs) + 1)
+    ]
+    return LimitedClaim(jobs, reason if not jobs or reason == "empty" else "", wait, delays, now)
+
+
+#: How far ahead of its tokens a rate-limited claim may take jobs (their starts are
+#: then spread out to the tokens' times).
+RATE_AHEAD_SECONDS = 0.5
+
+
+def _lock_limit(group: LimitGroup, now: datetime.datetime, using: str) -> FlowLimit:
+    """Take a group's row (created on first use, its bucket full), and read it."""
+    table = FlowLimit.objects.using(using)
+    if not table.filter(key=group.key).update(key=models.F("key")):
+        try:
+            with transaction.atomic(using=using):
+                table.create(key=group.key, tokens=group.burst, refilled_at=now)
+        except IntegrityError:
+            pass  # another worker created it a moment ago: wait for its lock below
+        table.filter(key=group.key).update(key=models.F("key"))
+    return table.get(key=group.key)
 
 
 def new_claim_cursor(using: str = "default") -> Any:
@@ -186,7 +303,10 @@ def ripe_batches(
 
 def _guarded_update(job: Job, owner: str, **values: Any) -> bool:
     values["modified"] = timezone.now()
-    landed = Job.objects.held_by(owner).filter(pk=job.pk).update(**values) == 1
+    # The attempt too: a job this worker timed out and claimed again is, for the runner
+    # thread left behind with the old attempt, no longer held.
+    held = Job.objects.held_by(owner).filter(pk=job.pk, attempts=job.attempts)
+    landed = held.update(**values) == 1
     if landed:
         for field, value in values.items():
             if not hasattr(value, "resolve_expression"):
@@ -196,7 +316,7 @@ def _guarded_update(job: Job, owner: str, **values: Any) -> bool:
 
 def still_held(job: Job, owner: str) -> bool:
     """Whether ``owner`` still holds ``job`` (a read: before hooks that must run once)."""
-    return Job.objects.held_by(owner).filter(pk=job.pk).exists()
+    return Job.objects.held_by(owner).filter(pk=job.pk, attempts=job.attempts).exists()
 
 
 def advance(job: Job, owner: str, next_task: str, step: int) -> bool:
@@ -706,6 +826,100 @@ def cancel_waiting(ids: Sequence[Any], by: str, *, using: str | None = None) -> 
     result, _ = _operate(ids, waiting.only(*fields), write, using)
     _log_operation("cancelled", by, result)
     return result
+
+
+@dataclass
+class Cancelled:
+    """What :func:`cancel` did: the waiting jobs it ended (FAILED now), the running
+    ones it asked to stop, and how many it left alone (finished, or gone)."""
+
+    ended: list[Any]
+    requested: list[Any]
+    skipped: int
+
+
+def cancel(ids: Sequence[Any], by: str, *, using: str | None = None) -> Cancelled:
+    """Cancel jobs: waiting ones end FAILED at once (:func:`cancel_waiting`); running
+    ones get a cancel request that their worker sees within a heartbeat (a third of
+    the lease). Their task can stop at ``job.checkpoint()``; one that does not stop
+    within ``DBQ_CANCEL_GRACE`` seconds is ended by the worker. Either way the job
+    ends FAILED with a ``JobCancelledError`` record naming ``by``, and is never
+    retried; a job that completes before that keeps its COMPLETED."""
+    using = _write_alias(using)
+    unique = list(dict.fromkeys(Job._meta.pk.to_python(i) for i in ids))
+    waiting = cancel_waiting(unique, by, using=using)
+    ended = set(waiting.changed)
+    asked = request_stop([pk for pk in unique if pk not in ended], by, using=using)
+    return Cancelled(waiting.changed, asked.changed, len(unique) - len(ended) - len(asked.changed))
+
+
+def request_stop(ids: Sequence[Any], by: str, *, using: str | None = None) -> Changed:
+    """Ask running (PROCESSING) jobs to stop; see :func:`cancel`. Jobs not running are
+    skipped. A job asked twice keeps the first request."""
+    using = _write_alias(using)
+    unique = list(dict.fromkeys(Job._meta.pk.to_python(i) for i in ids))
+    running = set(
+        Job.objects.using(using)
+        .filter(pk__in=unique, state=JobStates.PROCESSING)
+        .values_list("pk", flat=True)
+    )
+    now = timezone.now()
+    table = CancelRequest.objects.using(using)
+    for pk in running:
+        try:
+            with transaction.atomic(using=using):
+                table.get_or_create(job_id=pk, defaults={"requested_at": now, "requested_by": by})
+        except IntegrityError:
+            pass  # asked twice at the same moment: one request is enough
+    result = Changed([pk for pk in unique if pk in running], len(unique) - len(running))
+    if running:
+        logger.info("%s asked %d running job(s) to stop", by, len(running))
+    return result
+
+
+def cancel_requests(ids: Sequence[Any], *, using: str | None = None) -> dict[Any, str]:
+    """The cancel requests of jobs ``ids``: job id -> who asked."""
+    if not ids:
+        return {}
+    requests = CancelRequest.objects.using(_write_alias(using)).filter(job_id__in=list(ids))
+    return dict(requests.values_list("job_id", "requested_by"))
+
+
+def end_cancelled(job: Job, owner: str, by: str, stopped: bool) -> bool:
+    """A running job that was asked to stop ends FAILED (never retried, no failure
+    hook): its task stopped (``stopped``) or did not within the grace period."""
+    how = "its task stopped at a checkpoint" if stopped else "its task did not stop in time"
+    error = JobCancelledError(f"Cancelled by {by} while it ran ({how}).")
+    record = error_record(error, job, job.next_task, owner)
+    record["cancelled_by"] = by
+    if stopped:
+        record["traceback"] = ""
+    landed = _guarded_update(
+        job,
+        owner,
+        state=JobStates.FAILED,
+        errors=keep_errors(job, record),
+        started_at=job.started_at,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+        active_key=None,
+    )
+    forget_cancel_requests([job.pk])
+    return landed
+
+
+def forget_cancel_requests(ids: Sequence[Any], *, using: str | None = None) -> None:
+    """Delete the cancel requests of jobs that ended."""
+    if ids:
+        CancelRequest.objects.using(_write_alias(using)).filter(job_id__in=list(ids)).delete()
+
+
+def forget_stale_cancel_requests(*, using: str | None = None) -> int:
+    """Delete the cancel requests of jobs no longer running (they completed first, or
+    their worker was lost and they were rescued)."""
+    using = _write_alias(using)
+    running = Job.objects.using(using).filter(state=JobStates.PROCESSING).values("pk")
+    return CancelRequest.objects.using(using).exclude(job_id__in=running).delete()[0]
 
 
 def delete_finished(ids: Sequence[Any], by: str, *, using: str | None = None) -> Changed:

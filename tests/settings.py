@@ -104,6 +104,11 @@ DBQ_LEASE_SECONDS = float(os.environ.get("DBQ_LEASE_SECONDS", "30"))
 DBQ_RESCUE_INTERVAL = float(os.environ.get("DBQ_RESCUE_INTERVAL", "5"))
 if os.environ.get("DBQ_MAX_WORKSPACE_BYTES"):
     DBQ_MAX_WORKSPACE_BYTES = int(os.environ["DBQ_MAX_WORKSPACE_BYTES"])
+DBQ_CANCEL_GRACE = float(os.environ.get("DBQ_CANCEL_GRACE", "30"))
+if os.environ.get("DBQ_QUEUE_LIMITS"):
+    import json
+
+    DBQ_QUEUE_LIMITS = json.loads(os.environ["DBQ_QUEUE_LIMITS"])
 # The chaos suite's SQLite lock fault outlasts a short busy timeout.
 DBQ_SQLITE_BUSY_TIMEOUT = float(os.environ.get("DBQ_SQLITE_BUSY_TIMEOUT", "30"))
 
@@ -215,6 +220,20 @@ JOBS = {
         "creation_hook": "tests.tasks.creation_hook",
     },
     "unique_debounced": {"tasks": ["tests.tasks.noop"], "unique": {"key": "{id}", "for": 60}},
+    # Flow control (tests/runtime/test_flow.py).
+    "limited": {"tasks": ["tests.flow_tasks.span"], "max_running": 3},
+    "rated": {"tasks": ["tests.flow_tasks.start"], "rate": "50/s"},
+    "unlimited_span": ["tests.flow_tasks.span"],
+    "timed_sleep": {
+        "tasks": ["tests.flow_tasks.sleep_forever"],
+        "timeout": 1,
+        "max_attempts": 2,
+        "backoff": 0,
+        "failure_hook": "tests.tasks.note_failure_in_workspace",
+    },
+    "timed_read": {"tasks": ["tests.flow_tasks.read_forever"], "timeout": 1},
+    "cooperative": ["tests.flow_tasks.cooperative"],
+    "stubborn": ["tests.flow_tasks.sleep_forever"],
     # The admin's tests (tests/admin): a chain whose second step always fails, twice.
     "admin_flaky": {
         "tasks": ["tests.tasks.noop", "tests.tasks.fail"],

@@ -1,5 +1,5 @@
 """The Job list's bulk actions: retry failed jobs, run scheduled jobs now, cancel
-waiting jobs, delete finished jobs.
+waiting jobs, ask running jobs to stop, delete finished jobs.
 
 Each first shows a confirmation page (what is selected, how many of those the
 action applies to); the confirmed POST (with the admin's CSRF token) calls the
@@ -89,6 +89,23 @@ CANCEL = Operation(
     skip_reason="not waiting (NEW or READY)",
     write=store.cancel_waiting,
     history="Cancelled from the admin: FAILED without running.",
+)
+STOP = Operation(
+    name="request_stop",
+    title="Stop running jobs",
+    button="Ask them to stop",
+    done="Asked to stop:",
+    applies_to=(
+        "running jobs (PROCESSING): their workers are asked to stop them (within a "
+        "heartbeat). A task that checks (job.checkpoint()) stops at once; one that does "
+        "not is ended after DBQ_CANCEL_GRACE seconds. Either way the job ends FAILED, "
+        "cancelled by you, and is not retried; one that completes first stays COMPLETED."
+    ),
+    eligible=Q(state=JobStates.PROCESSING),
+    applies=lambda job: job.state == JobStates.PROCESSING,
+    skip_reason="not running (PROCESSING)",
+    write=store.request_stop,
+    history="Asked to stop from the admin (cancel).",
 )
 DELETE = Operation(
     name="delete_finished",
@@ -203,9 +220,14 @@ def cancel_waiting(modeladmin: Any, request: Any, queryset: Any) -> Any:
     return _run(modeladmin, request, queryset, CANCEL)
 
 
+@admin.action(description="Stop the selected running jobs (cancel)", permissions=["change"])
+def request_stop(modeladmin: Any, request: Any, queryset: Any) -> Any:
+    return _run(modeladmin, request, queryset, STOP)
+
+
 @admin.action(description="Delete the selected finished jobs", permissions=["delete"])
 def delete_finished(modeladmin: Any, request: Any, queryset: Any) -> Any:
     return _run(modeladmin, request, queryset, DELETE)
 
 
-ACTIONS = (retry_failed, run_now, cancel_waiting, delete_finished)
+ACTIONS = (retry_failed, run_now, cancel_waiting, request_stop, delete_finished)

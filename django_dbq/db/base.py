@@ -26,6 +26,32 @@ from ..states import RUNNABLE_STATES, JobStates
 SET_BY_CLAIM = ("state", "lease_owner", "lease_expires_at", "started_at", "modified", "finished_at")
 
 
+class Names:
+    """A claim's filter on job names: ``only`` these, or every name ``but`` these."""
+
+    def __init__(self, *, only: Sequence[str] = (), but: Sequence[str] = ()) -> None:
+        self.only = tuple(only)
+        self.but = tuple(but)
+
+    def __bool__(self) -> bool:
+        return bool(self.only or self.but)
+
+    def sql(self, name_column: str) -> tuple[str, list[object]]:
+        """The condition (starting with AND) and its parameters."""
+        if self.only:
+            return f"AND {name_column} IN ({', '.join(['%s'] * len(self.only))})", [*self.only]
+        if self.but:
+            return f"AND {name_column} NOT IN ({', '.join(['%s'] * len(self.but))})", [*self.but]
+        return "", []
+
+    def apply(self, queryset: Any) -> Any:
+        if self.only:
+            return queryset.filter(name__in=self.only)
+        if self.but:
+            return queryset.exclude(name__in=self.but)
+        return queryset
+
+
 class Backend:
     """One database's way of doing what the store asks. Subclasses override what differs."""
 
@@ -47,8 +73,10 @@ class Backend:
         now: datetime.datetime,
         expires: datetime.datetime,
         cursor: Any = None,
+        names: Names | None = None,
     ) -> list[Any]:
-        """Claim up to ``limit`` runnable jobs of ``queues`` (not of batch types)."""
+        """Claim up to ``limit`` runnable jobs of ``queues`` (not of batch types); with
+        ``names``, only jobs of those names or of no other (see :class:`Names`)."""
         raise NotImplementedError
 
     def claim_batch(
@@ -108,9 +136,11 @@ class ReturningBackend(Backend):
     #: Whether the pick locks its rows (``FOR UPDATE SKIP LOCKED``).
     lock_rows = False
 
-    def claim(self, model, owner, queues, limit, now, expires, cursor=None):
+    def claim(self, model, owner, queues, limit, now, expires, cursor=None, names=None):
         dt = self.connection.ops.adapt_datetimefield_value
-        pick = pick_sql(self.connection, model, list(queues), dt(now), limit, lock=self.lock_rows)
+        pick = pick_sql(
+            self.connection, model, list(queues), dt(now), limit, lock=self.lock_rows, names=names
+        )
         jobs = self.claim_picked(model, owner, pick, now, expires)
         jobs.sort(key=order_key)
         return jobs
@@ -273,13 +303,15 @@ def pick_sql(
     *,
     lock: bool,
     after: dict[str, tuple[int, datetime.datetime]] | None = None,
+    names: Names | None = None,
 ) -> tuple[str, list[object]]:
     """SELECT the ids of the next runnable jobs, in an order an index can serve.
 
     Each queue gets its own ``queue_name = %s`` branch: with ``IN``/``ANY`` the
     database can no longer read the claim index in (priority, created) order and
     sorts every runnable row instead. With ``after``, each queue is read only at
-    or after a position: same priority and not older, or a higher priority.
+    or after a position: same priority and not older, or a higher priority. With
+    ``names``, only the jobs of those names (or of no other) are picked.
     """
     table = quote(connection, model._meta.db_table)
     col = lambda name: column(connection, model, name)  # noqa: E731
@@ -287,18 +319,21 @@ def pick_sql(
     states = ", ".join(f"'{s}'" for s in RUNNABLE_STATES)
     order = f"ORDER BY {col('priority')} DESC, {col('created')} LIMIT %s"
     conditions: list[tuple[str, list[object]]] = []
+    name_sql, name_params = names.sql(col("name")) if names else ("", [])
     for queue in queues:
         if after is None:
-            conditions.append(("", [queue]))
+            conditions.append((name_sql, [queue, *name_params]))
         else:
             priority, created = after[queue]
             conditions.append(
                 (
-                    f"AND {col('priority')} = %s AND {col('created')} >= %s",
-                    [queue, priority, dt(created)],
+                    f"AND {col('priority')} = %s AND {col('created')} >= %s {name_sql}",
+                    [queue, priority, dt(created), *name_params],
                 )
             )
-            conditions.append((f"AND {col('priority')} > %s", [queue, priority]))
+            conditions.append(
+                (f"AND {col('priority')} > %s {name_sql}", [queue, priority, *name_params])
+            )
     # A lone branch selects ids only; branches of a UNION also carry the sort key.
     selected = (
         col("id") if len(conditions) == 1 else f"{col('id')}, {col('priority')}, {col('created')}"

@@ -21,10 +21,11 @@ from . import base
 class MySQLBackend(base.Backend):
     vendor = "mysql"
 
-    def claim(self, model, owner, queues, limit, now, expires, cursor=None):
+    def claim(self, model, owner, queues, limit, now, expires, cursor=None, names=None):
         manager = model._default_manager.db_manager(self.connection.alias)
+        names = names or base.Names()
         candidates = [
-            manager.filter(state=state, batch_key__isnull=True, queue_name=queue)
+            names.apply(manager.filter(state=state, batch_key__isnull=True, queue_name=queue))
             .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
             .order_by("-priority", "created")
             for state in RUNNABLE_STATES

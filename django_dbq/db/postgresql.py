@@ -61,19 +61,28 @@ class PostgreSQLBackend(base.ReturningBackend):
     supports_notify = True
     lock_rows = True
 
-    def claim(self, model, owner, queues, limit, now, expires, cursor=None):
+    def claim(self, model, owner, queues, limit, now, expires, cursor=None, names=None):
         if not isinstance(cursor, ClaimCursor):
-            return super().claim(model, owner, queues, limit, now, expires)
+            return super().claim(model, owner, queues, limit, now, expires, names=names)
         dt = self.connection.ops.adapt_datetimefield_value
         queues = list(queues)
         jobs: list[Any] = []
         if cursor.usable(queues):
             pick = base.pick_sql(
-                self.connection, model, queues, dt(now), limit, lock=True, after=cursor.positions
+                self.connection,
+                model,
+                queues,
+                dt(now),
+                limit,
+                lock=True,
+                after=cursor.positions,
+                names=names,
             )
             jobs = self.claim_picked(model, owner, pick, now, expires)
         if len(jobs) < limit:
-            jobs += super().claim(model, owner, queues, limit - len(jobs), now, expires)
+            jobs += super().claim(
+                model, owner, queues, limit - len(jobs), now, expires, names=names
+            )
             cursor.full_scan_at = time.monotonic()
         jobs.sort(key=base.order_key)
         cursor.advance(jobs, limit)

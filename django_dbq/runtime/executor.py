@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from .. import job_types, options, signals, store
 from ..db import forget_broken_connections
-from ..exceptions import PermanentJobError
+from ..exceptions import JobCancelledError, JobTimeoutError, PermanentJobError
 from ..models import Job, validate_workspace
 from ..store import Outcome, OutcomeKind, error_record, log_finish
 
@@ -99,8 +99,12 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
         job_types.resolve(task)(job)
     except PermanentJobError as exc:
         error, permanent = exc, True
+    except JobCancelledError:
+        return _settle_cancelled(job, owner, task, time.monotonic() - start)
     except BaseException as exc:  # SystemExit too: it fails this job, not the worker
         error = exc
+    if abandoned(job):
+        return _left_behind(job, task, time.monotonic() - start)
     if error is None:
         assert job_type is not None
         _post_task_hook(job_type, job)
@@ -128,6 +132,69 @@ def run(job: Job, owner: str, before: str | None) -> Outcome:
     return _settle_failure(
         job, job_type, error, permanent, owner, task, duration, post_task_hook=not permanent
     )
+
+
+def abandoned(job: Job) -> bool:
+    """Whether the worker gave up on this run of ``job`` (timed out, or cancelled past
+    its grace) and wrote its outcome itself: nothing more may be written for it."""
+    return getattr(job, "_abandoned", False)
+
+
+def _left_behind(job: Job, task: str, duration: float) -> Outcome:
+    logger.warning(
+        "Job %s: its task %s returned after %.1fs, after the worker had ended it "
+        "(timeout or cancellation); its result is discarded",
+        job.pk,
+        task,
+        duration,
+    )
+    return Outcome(job, "lost", duration, task)
+
+
+def _settle_cancelled(job: Job, owner: str, task: str, duration: float) -> Outcome:
+    """The task stopped at ``job.checkpoint()``: the job ends FAILED, cancelled."""
+    if abandoned(job):
+        return _left_behind(job, task, duration)
+    by = getattr(job, "_cancel_by", None) or "someone"
+    landed = persist(store.end_cancelled, job, owner, by, True)
+    if landed:
+        logger.warning("Job cancelled: id=%s name=%s task=%s by=%s", job.pk, job.name, task, by)
+    kind: OutcomeKind = "failed" if landed else "lost"
+    log_finish(job, task, kind, duration)
+    return Outcome(job, kind, duration, task)
+
+
+def time_out(job: Job, owner: str, seconds: float) -> Outcome:
+    """The worker's watchdog ends an attempt that ran past its job type's timeout:
+    the attempt fails with :class:`JobTimeoutError`, retried if attempts are left
+    (the failure hook runs on the last), as any failed attempt. The runner thread
+    left behind writes nothing more for it."""
+    job._abandoned = True
+    task = job.next_task
+    error = JobTimeoutError(
+        f"Task {task} ran longer than the timeout of {seconds:g}s of job type "
+        f"{job.name!r}; the attempt was stopped."
+    )
+    job_type = job_types.job_type_for(job)
+    return _settle_failure(job, job_type, error, False, owner, task, seconds)
+
+
+def cancel_overdue(job: Job, owner: str, by: str, duration: float) -> Outcome:
+    """The worker's watchdog ends a job that was asked to stop and did not within
+    ``DBQ_CANCEL_GRACE`` seconds: FAILED, cancelled, not retried."""
+    job._abandoned = True
+    landed = persist(store.end_cancelled, job, owner, by, False)
+    if landed:
+        logger.warning(
+            "Job cancelled: id=%s name=%s by=%s (its task did not stop in time; the "
+            "worker stopped waiting for it)",
+            job.pk,
+            job.name,
+            by,
+        )
+    kind: OutcomeKind = "failed" if landed else "lost"
+    log_finish(job, job.next_task, kind, duration)
+    return Outcome(job, kind, duration, job.next_task)
 
 
 def _post_task_hook(job_type: job_types.JobType, job: Job) -> None:
@@ -250,6 +317,9 @@ def run_batch(batch: list[Job], owner: str, befores: list[str | None]) -> list[O
         forget_broken_connections()
     duration = time.monotonic() - start
     for job, before in runnable:
+        if abandoned(job):
+            outcomes.append(_left_behind(job, task, duration))
+            continue
         job_error = error or getattr(job, "_dbq_error", None)
         if job_error is None:
             try:

@@ -10,6 +10,11 @@ Threads of one worker process:
 - a completer thread writes completions in batches and renews the leases of
   every job the worker holds (one connection for both: two connections updating
   overlapping rows of ours could deadlock);
+- a watchdog thread ends the attempts that run past their job type's ``timeout``
+  and the jobs asked to stop that do not within ``DBQ_CANCEL_GRACE``: it writes
+  their outcome, leaves the stuck runner thread behind and starts a fresh one
+  (Python cannot kill a thread); once as many runners are stuck as the worker
+  has, it stops gracefully so that its supervisor starts a clean process;
 - a heartbeat thread checks that the database takes writes, renews the worker's
   row in the registry (:mod:`django_dbq.operations.registry`), rescues jobs whose
   worker was lost and rolls up the per-minute counts of finished jobs;
@@ -21,6 +26,7 @@ No SQL is written here: every write is a function of :mod:`django_dbq.store`.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import queue
@@ -37,7 +43,7 @@ from django.db import DatabaseError, InterfaceError, connections
 from django.db.backends.signals import connection_created
 from django.utils import timezone
 
-from .. import conf, job_types, store
+from .. import conf, job_types, limits, store
 from ..db import backend_for
 from ..models import Job
 from ..operations import pauses, registry, stats
@@ -62,6 +68,42 @@ BATCH_CHECK_MIN_SECONDS = 0.1
 MARK_STARTED_AFTER = 0.05
 # How often a worker rolls up the per-minute counts of finished jobs (at a rescue pass).
 ROLL_UP_SECONDS = 30.0
+# A limited job type or queue at its max_running is tried again this soon (a job of it
+# finishing on another worker frees a slot; one finishing here retries at once).
+LIMIT_CAPPED_RETRY_SECONDS = 0.1
+# Longest wait before a limited group with no runnable job is looked at again.
+LIMIT_EMPTY_RETRY_SECONDS = 1.0
+# How often the watchdog looks at running jobs' clocks.
+WATCHDOG_SECONDS = 0.1
+# How often stale cancel requests (of jobs that ended) are deleted, at a rescue pass.
+CANCEL_CLEANUP_SECONDS = 60.0
+# Exit status of a worker that stopped to be replaced (its runner threads were stuck).
+EXIT_RESTART = 3
+
+
+class _Unit:
+    """What one limited claim takes: jobs of ``queues`` (only ``only_name``, or not
+    ``exclude_names``) within ``groups``; tried again at ``next_try`` (monotonic)."""
+
+    def __init__(self, groups, queues, *, only_name=None, exclude_names=()) -> None:
+        self.groups = groups
+        self.queues = queues
+        self.only_name = only_name
+        self.exclude_names = exclude_names
+        self.next_try = 0.0
+        self.capped = False
+
+
+class _Run:
+    """A job a runner thread is running: since when, on which thread, its timeout,
+    and the cancel request the worker has seen for it."""
+
+    def __init__(self, job: Job, thread: threading.Thread, timeout: float | None) -> None:
+        self.job = job
+        self.thread = thread
+        self.started = time.monotonic()
+        self.timeout = timeout
+        self.cancel_seen: float | None = None
 
 
 def _prepare(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -134,6 +176,18 @@ class Worker:
         self._runners: list[threading.Thread] = []
         self._helpers: list[threading.Thread] = []
         self._record: Any = None  # this worker's row in the registry
+        self._runs: dict[Any, _Run] = {}  # by job id, under self._lock
+        self._abandoned: set[threading.Thread] = set()
+        self._settle_lock = threading.Lock()  # the watchdog's writes vs the completer's
+        self.restart = False  # stopped to be replaced: runner threads were stuck
+        self._limited_names: list[str] = []
+        self._limited_queues: set[str] = set()
+        self._units: list[_Unit] = []
+        # Rate-limited jobs claimed ahead of their tokens: (due, sequence, item), handed
+        # to the runners by the pacer thread.
+        self._not_yet: list[tuple[float, int, Any]] = []
+        self._sequence = 0
+        self._pacer = threading.Condition()
         self._paused: set[str] = set()
         self._next_pause_check = 0.0
         self.processed = 0
@@ -151,6 +205,7 @@ class Worker:
     def run(self) -> None:
         """Run until stopped; returns once every held job is finished or released."""
         job_types.job_types()  # a malformed JOBS setting fails here, before any claim
+        self._plan_limits()
         connection_created.connect(_prepare, dispatch_uid="django_dbq.prepare")
         if self.handle_signals:
             self._install_signal_handlers()
@@ -172,6 +227,73 @@ class Worker:
         finally:
             self._shutdown()
 
+    # --- limits ------------------------------------------------------------------------
+
+    def _plan_limits(self) -> None:
+        """Split this worker's claims: the job types and queues with limits
+        (:mod:`django_dbq.limits`) are claimed apart, each within its limits."""
+        by_job = limits.job_groups()
+        by_queue = {q: g for q, g in limits.queue_groups().items() if q in self.queues}
+        self._limited_names = sorted(by_job)
+        self._limited_queues = set(by_queue)
+        free = [q for q in self.queues if q not in by_queue]
+        units = []
+        for name, group in sorted(by_job.items()):
+            if free:
+                units.append(_Unit([group], free, only_name=name))
+            for name_of_queue, queue_group in sorted(by_queue.items()):
+                units.append(_Unit([group, queue_group], [name_of_queue], only_name=name))
+        for name_of_queue, group in sorted(by_queue.items()):
+            names = tuple(self._limited_names)
+            units.append(_Unit([group], [name_of_queue], exclude_names=names))
+        self._units = units
+
+    def _claim_limited(self, room: int) -> int:
+        """Claim from the limited groups that are due, within ``room``."""
+        claimed = 0
+        now = time.monotonic()
+        active = set(self._active_queues())
+        for unit in self._units:
+            if room - claimed <= 0:
+                break
+            queues = [q for q in unit.queues if q in active]
+            if unit.next_try > now or not queues:
+                continue
+            result = store.claim_limited(
+                self.owner,
+                unit.groups,
+                queues,
+                room - claimed,
+                self.lease,
+                only_name=unit.only_name,
+                exclude_names=unit.exclude_names,
+                using=self.using,
+            )
+            # Count the delays from the claim's own time, not from now: the claim's
+            # round trips must not push its jobs' starts later than their tokens.
+            late = (timezone.now() - result.at).total_seconds() if result.at else 0.0
+            self._take(result.jobs, [max(0.0, delay - late) for delay in result.delays])
+            claimed += len(result.jobs)
+            unit.capped = result.reason == "capped"
+            if result.reason == "capped":
+                unit.next_try = now + LIMIT_CAPPED_RETRY_SECONDS
+            elif result.reason == "rate":
+                unit.next_try = now + result.wait
+            elif result.reason == "empty":
+                unit.next_try = now + min(self.poll_interval, LIMIT_EMPTY_RETRY_SECONDS)
+            else:
+                unit.next_try = now  # it got all it asked for: there may be more
+        return claimed
+
+    def _next_limited_try(self) -> float | None:
+        return min((unit.next_try for unit in self._units), default=None)
+
+    def _slot_freed(self) -> None:
+        """A job finished here: the groups at their max_running may claim again now."""
+        for unit in self._units:
+            if unit.capped:
+                unit.next_try = 0.0
+
     # --- main loop ----------------------------------------------------------------------
 
     def _loop(self) -> None:
@@ -190,6 +312,8 @@ class Worker:
                 self._check_pauses()
                 room = self._room() if self._active_queues() else 0
                 found = self._claim(room) if room else None
+                if self._units and room:
+                    found = (found or 0) + self._claim_limited(room - (found or 0))
                 batched = self._claim_batches(flush=self.burst and found == 0)
                 backoff = 0.5
             except DB_ERRORS as exc:
@@ -220,6 +344,9 @@ class Worker:
                 timeout = min(timeout, max(0.0, self._next_batch_check - time.monotonic()))
             if self._paused:
                 timeout = min(timeout, max(0.0, self._next_pause_check - time.monotonic()))
+            next_limited = self._next_limited_try()
+            if next_limited is not None and room:
+                timeout = min(timeout, max(0.0, next_limited - time.monotonic()))
             self._wake.wait(timeout)
 
     def _check_pauses(self) -> None:
@@ -262,7 +389,7 @@ class Worker:
         claimed only as runners free up, so that they are not held back from
         other workers.
         """
-        buffered = self._ready.qsize()
+        buffered = self._ready.qsize() + len(self._not_yet)
         if self.rate_limit:
             if time.monotonic() - self._last_claim < self.rate_limit or self._held_count():
                 return 0
@@ -281,21 +408,47 @@ class Worker:
 
     def _claim(self, room: int) -> int:
         self._last_claim = time.monotonic()
+        queues = [q for q in self._active_queues() if q not in self._limited_queues]
         claimed = store.claim(
             self.owner,
-            self._active_queues(),
+            queues,
             room,
             self.lease,
             using=self.using,
             cursor=self._cursor,
+            exclude_names=self._limited_names,
         )
+        return self._take(claimed)
+
+    def _take(self, claimed: list[Job], delays: Sequence[float] = ()) -> int:
+        """Hold claimed jobs and hand them to the runners; a job with a delay (a rate
+        limit's token due later) waits in the worker until its time."""
         with self._lock:
             for job in claimed:
                 job_type = job_types.job_type_for(job)
                 self._hold(job, job_type.lease() if job_type else self.lease)
-        for job in claimed:
-            self._ready.put((job, executor.snapshot(job)))
+        now = time.monotonic()
+        for index, job in enumerate(claimed):
+            delay = delays[index] if index < len(delays) else 0.0
+            if delay > 0:
+                with self._pacer:
+                    self._sequence += 1
+                    item = (job, executor.snapshot(job))
+                    heapq.heappush(self._not_yet, (now + delay, self._sequence, item))
+                    self._pacer.notify()
+            else:
+                self._ready.put((job, executor.snapshot(job)))
         return len(claimed)
+
+    def _pace(self) -> None:
+        """Pacer thread: hand each rate-limited job to the runners at its token's time
+        (a thread of its own, so a slow claim in the main loop does not bunch them)."""
+        with self._pacer:
+            while not self._threads_stop.is_set():
+                now = time.monotonic()
+                while self._not_yet and self._not_yet[0][0] <= now:
+                    self._ready.put(heapq.heappop(self._not_yet)[2])
+                self._pacer.wait(self._not_yet[0][0] - now if self._not_yet else 0.5)
 
     def _claim_batches(self, *, flush: bool = False) -> int:
         """Claim due batches (see :func:`django_dbq.store.ripe_batches`), one per free runner.
@@ -338,8 +491,14 @@ class Worker:
 
     def _flush(self) -> None:
         """Write the completions the runners reported, in one or two statements."""
+        with self._settle_lock:
+            self._flush_settled()
+
+    def _flush_settled(self) -> None:
         with self._lock:
             done, self._done = self._done, []
+        # A job the watchdog ended meanwhile keeps the outcome it wrote.
+        done = [outcome for outcome in done if not executor.abandoned(outcome.job)]
         if not done:
             return
         try:
@@ -352,6 +511,8 @@ class Worker:
                     if outcome.written is not None:
                         self._drop(outcome.job)
             raise
+        if self._units:
+            self._slot_freed()
         if written != len(done):
             logger.warning(
                 "%d of %d completed jobs were no longer held by this worker (their lease "
@@ -378,11 +539,21 @@ class Worker:
 
     # --- runner threads -------------------------------------------------------------------
 
+    def _start_runner(self) -> None:
+        thread = threading.Thread(target=self._run_jobs, name=f"dbq-runner-{len(self._runners)}")
+        thread.start()
+        self._runners.append(thread)
+
     def _start_threads(self) -> None:
-        for number in range(self.concurrency):
-            thread = threading.Thread(target=self._run_jobs, name=f"dbq-runner-{number}")
-            thread.start()
-            self._runners.append(thread)
+        for _ in range(self.concurrency):
+            self._start_runner()
+        watchdog = threading.Thread(target=self._watch, name="dbq-watchdog", daemon=True)
+        watchdog.start()
+        self._helpers.append(watchdog)
+        if any(g.rate for unit in self._units for g in unit.groups):
+            pacer = threading.Thread(target=self._pace, name="dbq-pacer", daemon=True)
+            pacer.start()
+            self._helpers.append(pacer)
         completer = threading.Thread(target=self._complete, name="dbq-completer", daemon=True)
         completer.start()
         self._completer = completer
@@ -407,14 +578,24 @@ class Worker:
                 work, before = item
                 batch = work if isinstance(work, list) else [work]
                 now, started = timezone.now(), time.monotonic()
+                me = threading.current_thread()
                 with self._lock:
                     for job in batch:
                         self._running.add(job.pk)
                         job.started_at = now
                         self._started.append((started, job))  # the completer marks it
+                        job_type = job_types.job_type_for(job)
+                        self._runs[job.pk] = _Run(job, me, job_type.timeout if job_type else None)
                 if self._ready.qsize() < self._low_water:
                     self._wake.set()
                 self._run(batch, before if isinstance(work, list) else [before])
+                with self._lock:
+                    for job in batch:
+                        run = self._runs.get(job.pk)
+                        if run is not None and run.job is job:
+                            del self._runs[job.pk]
+                    if me in self._abandoned:
+                        return  # the watchdog gave up on us and started another runner
         finally:
             connections.close_all()
 
@@ -434,9 +615,10 @@ class Worker:
                     self._running.discard(job.pk)
                     self._drop(job)
             return
+        outcomes = [o for o in outcomes if not executor.abandoned(o.job)]
         if len(outcomes) == 1:
             self._avg_duration = 0.8 * self._avg_duration + 0.2 * outcomes[0].duration
-        self.processed += len(batch)
+        self.processed += len(outcomes)
         with self._lock:
             for outcome in outcomes:
                 self._running.discard(outcome.job.pk)
@@ -444,6 +626,8 @@ class Worker:
                     self._done.append(outcome)
                 else:
                     self._drop(outcome.job)
+        if self._units and outcomes:
+            self._slot_freed()
         self._done_ready.set()
         self._wake_if_hungry()
 
@@ -525,6 +709,103 @@ class Worker:
                 with self._lock:
                     self._started[:0] = [(due, job) for job in ready]
 
+    # --- watchdog: timeouts and cancellation ----------------------------------------------
+
+    def _watch(self) -> None:
+        """Watchdog thread: read cancel requests for the held jobs at every heartbeat,
+        and end the runs that outlived their timeout or their cancel grace."""
+        next_requests = 0.0
+        try:
+            while not self._threads_stop.wait(WATCHDOG_SECONDS):
+                try:
+                    if time.monotonic() >= next_requests:
+                        next_requests = time.monotonic() + self._renew_every
+                        self._see_cancel_requests()
+                    self._end_overdue()
+                except DB_ERRORS as exc:
+                    logger.warning("Watchdog could not reach the database (%s)", exc)
+                    connections[self.using].close()
+                except Exception:
+                    logger.exception("Watchdog failed; going on")
+        finally:
+            connections.close_all()
+
+    def _see_cancel_requests(self) -> None:
+        with self._lock:
+            held = list(self._held)
+        if not held:
+            return
+        requests = store.cancel_requests(held, using=self.using)
+        if not requests:
+            return
+        now = time.monotonic()
+        with self._lock:
+            for pk, by in requests.items():
+                entry = self._held.get(pk)
+                if entry is not None and getattr(entry[1], "_cancel_by", None) is None:
+                    entry[1]._cancel_by = by or "someone"
+                    logger.info("Job %s: asked to stop by %s", pk, by)
+                run = self._runs.get(pk)
+                if run is not None and run.cancel_seen is None:
+                    run.cancel_seen = now
+
+    def _end_overdue(self) -> None:
+        now = time.monotonic()
+        grace = conf.cancel_grace()
+        with self._lock:
+            overdue = [
+                run
+                for run in self._runs.values()
+                if (run.timeout is not None and now - run.started > run.timeout)
+                or (run.cancel_seen is not None and now - run.cancel_seen > grace)
+            ]
+        for run in overdue:
+            with self._settle_lock:
+                if executor.abandoned(run.job):
+                    continue
+                by = getattr(run.job, "_cancel_by", None)
+                timed_out = run.timeout is not None and now - run.started > run.timeout
+                if timed_out and by is None:
+                    executor.time_out(run.job, self.owner, run.timeout)
+                else:
+                    executor.cancel_overdue(run.job, self.owner, by or "someone", now - run.started)
+            self._abandon(run)
+
+    def _abandon(self, run: _Run) -> None:
+        """Leave a stuck runner thread behind and start a fresh one; once as many are
+        stuck as the worker has runners, stop so that a clean process replaces it."""
+        with self._lock:
+            self._running.discard(run.job.pk)
+            self._drop(run.job)
+            if self._runs.get(run.job.pk) is run:
+                del self._runs[run.job.pk]
+            if run.thread in self._abandoned:
+                return
+            self._abandoned.add(run.thread)
+            stuck = len(self._abandoned)
+        logger.warning(
+            "Runner %s is stuck in job %s; left behind, a new runner takes its place "
+            "(%d stuck so far)",
+            run.thread.name,
+            run.job.pk,
+            stuck,
+        )
+        if not self._stop.is_set():
+            self._start_runner()
+        if self._units:
+            self._slot_freed()
+        if stuck >= self.concurrency and not self._stop.is_set():
+            logger.warning(
+                "%d runner threads are stuck (Python cannot stop a thread): stopping this "
+                "worker gracefully so that its supervisor starts a fresh process "
+                "(exit status %d)",
+                stuck,
+                EXIT_RESTART,
+            )
+            self.restart = True
+            self.request_stop()
+        self._wake.set()
+
     # --- heartbeat: leases and rescue -------------------------------------------------------
 
     def _renew(self) -> None:
@@ -541,6 +822,7 @@ class Worker:
         interval = self._renew_every
         next_rescue = time.monotonic() + conf.rescue_interval()
         next_roll_up = time.monotonic() + conf.rescue_interval()
+        next_cleanup = time.monotonic() + CANCEL_CLEANUP_SECONDS
         # Rescue only once the database has worked for a whole lease since this thread
         # last failed to reach it: after an outage, live workers (cut off too, their
         # leases running out meanwhile) must get to renew first; they renew every third.
@@ -564,6 +846,9 @@ class Worker:
                         if time.monotonic() >= next_roll_up:
                             next_roll_up = time.monotonic() + ROLL_UP_SECONDS
                             stats.roll_up(using=self.using)
+                        if time.monotonic() >= next_cleanup:
+                            next_cleanup = time.monotonic() + CANCEL_CLEANUP_SECONDS
+                            store.forget_stale_cancel_requests(using=self.using)
                 except DB_ERRORS as exc:
                     logger.warning("Heartbeat could not reach the database (%s)", exc)
                     connections[self.using].close()
@@ -611,7 +896,9 @@ class Worker:
 
     def _shutdown(self) -> None:
         # Jobs claimed but not started go straight back, without spending an attempt.
-        pending = []
+        with self._pacer:
+            pending = [item[0].pk for _, _, item in self._not_yet]
+            self._not_yet.clear()
         while True:
             try:
                 item = self._ready.get_nowait()
@@ -622,10 +909,12 @@ class Worker:
                 pending += [job.pk for job in work] if isinstance(work, list) else [work.pk]
         if pending:
             self._safely(lambda: self._release(pending))
-        for _ in self._runners:
+        with self._lock:
+            runners = [t for t in self._runners if t not in self._abandoned]
+        for _ in runners:
             self._ready.put(None)
         deadline = time.monotonic() + self.grace
-        while any(t.is_alive() for t in self._runners):
+        while any(t.is_alive() for t in runners):
             if self._force.is_set() or time.monotonic() >= deadline:
                 break
             self._wake.wait(0.05)
@@ -633,22 +922,30 @@ class Worker:
         self._stop_completer()
         with self._lock:
             unfinished = list(self._running)
-        if any(t.is_alive() for t in self._runners):
+        if any(t.is_alive() for t in runners):
             # Tasks still running past the grace period: hand them back and leave now.
             self._safely(lambda: self._release(unfinished))
             logger.warning("Stopped with %d job(s) still running; released them", len(unfinished))
             self._safely(lambda: registry.unregister(self.owner, using=self.using))
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
+            self._exit_now(0)
         self._threads_stop.set()
+        with self._pacer:
+            self._pacer.notify_all()
         for helper in self._helpers:
             helper.join(timeout=5)
         self._safely(lambda: registry.unregister(self.owner, using=self.using))
         connection_created.disconnect(dispatch_uid="django_dbq.prepare")
         connections.close_all()
         logger.info("Worker %s stopped after %d job step(s)", self.owner, self.processed)
+        if any(t.is_alive() for t in self._abandoned):
+            # Stuck runner threads would keep the interpreter from exiting.
+            self._exit_now(EXIT_RESTART if self.restart else 0)
+
+    def _exit_now(self, status: int) -> None:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
 
     def _stop_completer(self) -> None:
         """Let the completer write what is left, then flush anything it could not."""

@@ -11,7 +11,7 @@ from django.contrib.messages import get_messages
 from django.test import Client
 
 from django_dbq import store
-from django_dbq.models import Job
+from django_dbq.models import CancelRequest, Job
 from tests import tasks
 from tests.admin.conftest import (
     changelist_url,
@@ -143,6 +143,20 @@ def test_cancel_fails_waiting_jobs_saying_who_cancelled_them_without_the_failure
     assert "Cancelled 2 jobs. 1 skipped: not waiting (NEW or READY)" in message(response)
     assert not [call for call in tasks.calls if call[0] == "failure_hook"]
     assert LogEntry.objects.filter(action_flag=CHANGE).count() == 2
+
+
+def test_stop_asks_running_jobs_to_stop_and_leaves_the_others(admin_client):
+    waiting = Job.objects.create(name="noop")
+    running = processing_job()
+
+    response = confirm(admin_client, "request_stop", [waiting, running])
+
+    assert state(running) == "PROCESSING"  # its worker ends it (tests/runtime/test_flow.py)
+    assert state(waiting) == "NEW"
+    request = CancelRequest.objects.get()
+    assert (request.job_id, request.requested_by) == (running.pk, "admin user admin")
+    assert "Asked to stop: 1 job. 1 skipped: not running (PROCESSING)" in message(response)
+    assert LogEntry.objects.filter(action_flag=CHANGE).count() == 1
 
 
 def test_delete_removes_finished_jobs_and_records_each_deletion(admin_client):

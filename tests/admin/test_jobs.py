@@ -479,10 +479,17 @@ def test_a_view_only_user_sees_jobs_but_no_actions_and_cannot_change_them(
     assert viewer_client.get(add_url()).status_code == 403
 
 
-def test_an_operator_sees_the_four_actions_and_not_djangos_delete_selected(operator_client):
+def test_an_operator_sees_the_five_actions_and_not_djangos_delete_selected(operator_client):
     response = operator_client.get(changelist_url())
     choices = [name for name, _ in response.context["action_form"].fields["action"].choices]
-    assert choices == ["", "retry_failed", "run_now", "cancel_waiting", "delete_finished"]
+    assert choices == [
+        "",
+        "retry_failed",
+        "run_now",
+        "cancel_waiting",
+        "request_stop",
+        "delete_finished",
+    ]
 
 
 # --- escaping -----------------------------------------------------------------------------------

@@ -4,6 +4,9 @@ the benchmark app (its bare model) and the benchmark job types.
 The database comes from ``DATABASE_URL`` / ``DBQ_DATABASE_NAME`` as in
 tests/settings.py; ``BENCH_BIG_DATABASE_NAME`` adds a second alias, ``big``,
 for the table holding a million finished jobs (figure 7, PostgreSQL only).
+``BENCH_LIMITED_JOBS=1`` adds the job types with limits of figures 11 and 12
+(only then: a worker claims limited job types apart, which would change what
+the other figures measure).
 """
 
 import os
@@ -23,4 +26,15 @@ JOBS = {
     "noop": ["tests.tasks.noop"],
     "bench_sleep": ["tests.benchmarks.tasks.sleep_50ms"],
     "bench_pickup": ["tests.benchmarks.tasks.record_start"],
+    # Figure 10: a job type whose jobs carry a unique key made from the workspace.
+    "bench_unique": {"tasks": ["tests.tasks.noop"], "unique": "k:{n}"},
 }
+
+# Figure 12 (and figure 11's "limits" case): job types with global limits. Workers
+# get them with BENCH_LIMITED_JOBS=1; the suite's own process with override_settings.
+BENCH_LIMITED_JOBS = {
+    "bench_limited": {"tasks": ["tests.benchmarks.tasks.limited_sleep"], "max_running": 3},
+    "bench_rated": {"tasks": ["tests.benchmarks.tasks.rated_noop"], "rate": "50/s"},
+}
+if os.environ.get("BENCH_LIMITED_JOBS"):
+    JOBS = {**JOBS, **BENCH_LIMITED_JOBS}

@@ -24,6 +24,14 @@ Figure 9 (PostgreSQL only, ``dbq`` only) times the dashboard's queries
 (``django_dbq.operations.stats``) in a subprocess, ``tests/benchmarks/dashboard.py``,
 on figure 7's database ``bench_dbq_big`` refilled with recent finished jobs.
 
+Figures 10 to 12 (``dbq`` only; in ``tests/benchmarks/features.py``) measure what
+features cost: enqueueing with a unique key against without (PostgreSQL and
+SQLite), an idle worker's transactions per second read from ``pg_stat_database``
+(without and with its scheduler thread, with a schedule, with limited job types),
+and job types with limits: ``max_running`` 3 and a rate of 50/s drained by 4
+worker processes against their ideal rates, and the statements of one claim of a
+limited group against a plain claim.
+
 Drain rates are N / (last ``finished_at`` - first ``started_at``) read from the
 table after the burst workers exited and every job was verified done: process
 start-up is not counted, everything between the first claim and the last
@@ -49,6 +57,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.benchmarks.features import (
+    FEATURE_FIGURES,
+    FEATURE_KEYS,
+    FeatureFigures,
+    feature_cell,
+    feature_targets,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 TDB_PROJECT = HERE / "tasksdb_project"
@@ -72,6 +88,7 @@ FIGURES = {
     "figure7": "drain with 1M finished + 100k ready vs empty table (jobs/s)",
     "figure8": "worker memory: RSS at start -> after N jobs (MB)",
     "figure9": "dashboard figures with 1M finished + 100k waiting (ms)",
+    **FEATURE_FIGURES,
 }
 #: Figure 9's scenarios: the finished jobs spread over the last 7 days, or all of
 #: them within the last 24 hours (the hard case: the charts cover 24 hours).
@@ -80,7 +97,7 @@ DASHBOARD_KEYS = ("snapshot_ms", "snapshot_p95_ms", "queries", *(
     f"{scenario}_{key}" for scenario in DASHBOARD_SCENARIOS for key in (
         "first_roll_up_ms", "warm_median_ms", "warm_p95_ms", "steady_median_ms",
         "steady_p95_ms", "queries")))
-SQLITE_FIGURES = ("figure1", "figure2", "figure5", "figure6")
+SQLITE_FIGURES = ("figure1", "figure2", "figure5", "figure6", "figure10")
 SYSTEMS = ("dbq", "tdb_default", "tdb_tuned", "raw1", "raw100")
 COLUMNS = {
     "dbq": "django_dbq", "tdb_default": "tasks-db default", "tdb_tuned": "tasks-db tuned",
@@ -101,6 +118,10 @@ SIZES: dict[str, dict[str, Any]] = {
         "bulk": {"dbq": 50_000, "raw1": 200_000},
         "big_finished": 1_000_000, "big_ready": 100_000, "big_window": 8.0,
         "rss_jobs": 100_000,
+        # figures 10 to 12 (figure 10's create() part has "enqueue" jobs)
+        "unique_bulk": 10_000,
+        "idle_window": 30, "idle_settle": 8, "schedule_every": 60,
+        "limited_jobs": 1_200, "rated_jobs": 1_000, "claim_samples": 50,
     },
     "quick": {
         "runs": 1,
@@ -115,6 +136,9 @@ SIZES: dict[str, dict[str, Any]] = {
         "bulk": {"dbq": 5_000, "raw1": 20_000},
         "big_finished": 50_000, "big_ready": 10_000, "big_window": 2.0,
         "rss_jobs": 5_000,
+        "unique_bulk": 1_000,
+        "idle_window": 8, "idle_settle": 3, "schedule_every": 10,
+        "limited_jobs": 150, "rated_jobs": 150, "claim_samples": 20,
     },
 }
 
@@ -204,7 +228,7 @@ def scan_logs(procs: list[Proc]) -> dict[str, int]:
 # --- the suite ------------------------------------------------------------------------------
 
 
-class Suite:
+class Suite(FeatureFigures):
     def __init__(self, args: argparse.Namespace) -> None:
         self.db: str = args.db
         self.pg = self.db == "postgres"
@@ -390,8 +414,8 @@ class Suite:
     # --- one drain of each system ------------------------------------------------------------
 
     def drain(self, system: str, n: int, processes: int, *, job: str = "noop",
-              concurrency: int = 1, sleep: float = 0.0, profile: str | None = None
-              ) -> dict[str, Any]:
+              concurrency: int = 1, sleep: float = 0.0, profile: str | None = None,
+              env: dict[str, str] | None = None) -> dict[str, Any]:
         """Fill ``n`` jobs, run burst workers until they exit, verify, return the rates."""
         timeout = max(180.0, n / 50)
         procs: list[Proc] = []
@@ -403,7 +427,7 @@ class Suite:
                 args += ["--verbosity", "0"]
             if processes > 1:
                 args += ["--processes", str(processes)]
-            procs = [self.dbq_worker(*args, profile=profile)]
+            procs = [self.dbq_worker(*args, profile=profile, env=env)]
         elif system.startswith("tdb"):
             tuned = system == "tdb_tuned"
             self.tdb("clear")
@@ -960,7 +984,7 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "p50", "p95", "p50_from_commit",
             "p95_from_commit", "bare_rate", "instances_rate", "ratio",
             "empty_rate", "first_create_ms", "first_bare_create_ms", "start", "after_10pct",
-            "end", "peak", "growth", "growth_from_start", *DASHBOARD_KEYS)
+            "end", "peak", "growth", "growth_from_start", *DASHBOARD_KEYS, *FEATURE_KEYS)
     for key in keys:
         values = [r[key] for r in ok if isinstance(r.get(key), (int, float))]
         if values:
@@ -981,6 +1005,8 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def brief(run: dict[str, Any]) -> str:
     if "error" in run:
         return "ERROR"
+    if "line" in run:
+        return run["line"]
     parts = []
     for key, fmt in (("rate", "{:,.0f}/s"), ("percent_of_ideal", "{:.0f}% of ideal"),
                      ("p50", "p50 {:.1f} ms"), ("p95", "p95 {:.1f} ms"),
@@ -1050,6 +1076,7 @@ def evaluate_targets(suite: Suite) -> dict[str, Any]:
     put("figure9", "<= 200 ms in total, no row locks",
         (page <= 200 and locks is False) if page else None,
         f"steady p95 {page95:.0f} ms, locks rows: {locks}" if page else "")
+    t.update(feature_targets(r))
     return t
 
 
@@ -1064,6 +1091,8 @@ def fmt_range(s: dict[str, Any] | None, fmt: str = "{:,.0f}") -> str:
 def cell(figure: str, data: dict[str, Any] | None) -> str:
     if not data:
         return "—"
+    if (text := feature_cell(figure, data)) is not None:
+        return text
     if figure == "figure3":
         text = fmt_range(data.get("rate"))
         pct, steady = data.get("percent_of_ideal"), data.get("steady_percent_of_ideal")
@@ -1116,7 +1145,7 @@ def table(report: dict[str, Any]) -> str:
         target = report["targets"].get(figure, {})
         met = target.get("met")
         rows.append([
-            f"{figure[-1]}. {data['title']}",
+            f"{figure.removeprefix('figure')}. {data['title']}",
             *(("(as default)" if figure == "figure5" and s == "tdb_tuned" and
                 "tdb_default" in data["systems"] else dbq_cell(figure, data["systems"])
                 if s == "dbq" else cell(figure, data["systems"].get(s)))
@@ -1141,7 +1170,7 @@ def rst_table(report: dict[str, Any]) -> str:
         target = report["targets"].get(figure, {})
         met = {True: "yes", False: "**no**", None: "?"}[target.get("met")] if target else "—"
         rows.append([
-            f"{figure[-1]}. {data['title']}",
+            f"{figure.removeprefix('figure')}. {data['title']}",
             *(("(as default)" if figure == "figure5" and s == "tdb_tuned" and
                 "tdb_default" in data["systems"] else dbq_cell(figure, data["systems"])
                 if s == "dbq" else cell(figure, data["systems"].get(s)))

@@ -105,6 +105,10 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if worker.crashed:
             sys.exit(1)
+        if worker.restart:
+            from django_dbq.runtime.worker import EXIT_RESTART
+
+            sys.exit(EXIT_RESTART)
 
     def _configure_logging(self, verbosity):
         logger = logging.getLogger("django_dbq")
