@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -35,6 +36,9 @@ def old_package() -> Path:
     """django-db-queue 3.3.0 installed into a folder of its own (once, then cached)."""
     target = CACHE / "django-db-queue-3.3.0"
     if not (target / "django_dbq" / "tasks.py").exists():
+        # Installed beside, then renamed into place: test runs on several databases at
+        # once (.ci/run) must not install into the same folder at the same time.
+        staging = CACHE / f"django-db-queue-3.3.0.{os.getpid()}"
         result = subprocess.run(
             [
                 sys.executable,
@@ -44,7 +48,7 @@ def old_package() -> Path:
                 "-q",
                 "--no-deps",
                 "--target",
-                str(target),
+                str(staging),
                 OLD_PACKAGE,
             ],
             capture_output=True,
@@ -52,7 +56,12 @@ def old_package() -> Path:
             timeout=300,
         )
         if result.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
             pytest.skip(f"could not install {OLD_PACKAGE}: {result.stderr.strip()[-300:]}")
+        try:
+            staging.rename(target)
+        except OSError:  # another run put it there first
+            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
