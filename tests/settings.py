@@ -164,6 +164,12 @@ JOBS = {
     # The chaos suite (tests/chaos): killed workers count attempts, so allow many.
     "chaos": {"tasks": ["tests.chaos.tasks.record"], "max_attempts": 1000, "backoff": 0},
     "chaos_once": ["tests.chaos.tasks.record"],  # the default max_attempts of 1
+    "chaos_limited": {
+        "tasks": ["tests.chaos.tasks.record"],
+        "max_attempts": 1000,
+        "backoff": 0,
+        "max_running": 3,
+    },
     # The property-based worker test (tests/runtime/test_properties.py).
     "prop_once": ["tests.property_tasks.act"],
     "prop_retry": {"tasks": ["tests.property_tasks.act"], "max_attempts": 3, "backoff": 0},

@@ -54,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="jobs with max_attempts 1: check that only jobs whose task started fail",
     )
+    parser.add_argument(
+        "--limited",
+        action="store_true",
+        help="jobs of a type with max_running 3 (chaos_limited): the run checks that no "
+        "more than 3 ever ran at once",
+    )
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--kill-every", type=float, default=2.0, help="seconds; 0: no kills")
@@ -153,7 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         log_dir=args.log_dir / f"{args.db}-{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}",
         sigterm_after=args.sigterm_after,
-        job_name=runner.ONCE_JOB_NAME if args.once else runner.JOB_NAME,
+        job_name=(
+            runner.ONCE_JOB_NAME
+            if args.once
+            else runner.LIMITED_JOB_NAME
+            if args.limited
+            else runner.JOB_NAME
+        ),
     )
     print(
         f"{args.mode} run on {args.db} ({name}): jobs={args.jobs} workers={args.workers} "

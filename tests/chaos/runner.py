@@ -51,6 +51,9 @@ from tests.models import Execution
 ROOT = Path(__file__).resolve().parent.parent.parent
 JOB_NAME = "chaos"
 ONCE_JOB_NAME = "chaos_once"
+# "chaos" with "max_running": 3 (tests/settings.py): the run checks the limit held.
+LIMITED_JOB_NAME = "chaos_limited"
+LIMITED_MAX_RUNNING = 3
 ENQUEUE_BATCH = 1000
 
 
@@ -234,6 +237,7 @@ def analyse(
     double_completed = 0
     completed_ids = set(Job.objects.filter(state=Job.STATES.COMPLETED).values_list("pk", flat=True))
     never_finished = len([pk for pk in completed_ids if not any(r[2] for r in per_job.get(pk, ()))])
+    spans: list[tuple[float, float]] = []
     for job_id, runs in per_job.items():
         runs.sort(key=lambda r: r[1])
         ends = []
@@ -246,6 +250,7 @@ def analyse(
             else:
                 unfinished_live += 1
                 ends.append(started)
+        spans += [(run[1], end) for run, end in zip(runs, ends, strict=True)]
         for i in range(len(runs) - 1):
             if ends[i] > runs[i + 1][1]:
                 overlaps.append(
@@ -281,7 +286,19 @@ def analyse(
         "overlap_examples": overlaps[:5],
         "unfinished_executions_of_live_workers": unfinished_live,
         "completed_without_a_finished_execution": never_finished,
+        "most_running_at_once": _most_at_once(spans),
     }
+
+
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    """The largest number of executions running at one instant (a killed worker's
+    run ends when the worker died)."""
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
 
 
 def _worker(workers: list[Worker], pid: int) -> Worker:
@@ -519,6 +536,14 @@ def _run_chaos(
         violations.append(f"{stuck} job(s) stuck in PROCESSING after their lease expired")
     if summary["overlaps"]:
         violations.append(f"{summary['overlaps']} overlapping execution(s) of one job")
+    if (
+        config.job_name == LIMITED_JOB_NAME
+        and summary["most_running_at_once"] > LIMITED_MAX_RUNNING
+    ):
+        violations.append(
+            f"{summary['most_running_at_once']} jobs ran at once, over the job type's "
+            f"max_running of {LIMITED_MAX_RUNNING}"
+        )
     if summary["unexplained_re_executions"]:
         violations.append(
             f"{summary['unexplained_re_executions']} re-execution(s) not explained by a kill"

@@ -77,6 +77,32 @@ def test_with_one_attempt_only_jobs_whose_task_started_are_failed_by_kills(tmp_p
     assert summary["failed_never_started"] == 0
 
 
+def test_a_limited_job_type_never_exceeds_its_limit_while_workers_are_killed(tmp_path):
+    """max_running 3 over 3 workers of 4 threads, workers killed: nothing lost, never
+    more than 3 running (a killed worker's jobs hold their slots until rescued)."""
+    config = runner.Config(
+        jobs=300,
+        workers=3,
+        concurrency=4,
+        kill_every=1.0,
+        max_kills=4,
+        lease=2.0,
+        rescue_interval=0.3,
+        task_ms=(5.0, 15.0),
+        deadline=150,
+        log_dir=tmp_path,
+        seed=3,
+        job_name=runner.LIMITED_JOB_NAME,
+    )
+
+    summary = runner.run_chaos(config, progress=lambda line: None)
+
+    check(summary)
+    assert summary["kills"] >= 2, runner.report(summary)
+    assert summary["completed"] == 300
+    assert summary["most_running_at_once"] == runner.LIMITED_MAX_RUNNING
+
+
 def test_workers_ride_out_database_faults(tmp_path):
     fault = FAULT[connection.vendor]
     config = runner.Config(
