@@ -72,12 +72,19 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with the JOBS setting, as reported by the system checks."""
+    """One thing wrong with a setting (JOBS, DBQ_SCHEDULES, DBQ_QUEUE_LIMITS), as
+    reported by the system checks."""
 
     id: str
     msg: str
     hint: str
     warning: bool = False
+
+
+def did_you_mean(word: Any, known: Any) -> str:
+    """``"Did you mean 'x'? "`` for the closest of ``known`` to ``word``, or ``""``."""
+    close = difflib.get_close_matches(str(word), sorted(known), n=1)
+    return f"Did you mean {close[0]!r}? " if close else ""
 
 
 @dataclass(frozen=True)
@@ -234,12 +241,11 @@ def _entry_problems(name: Any, entry: Any) -> tuple[dict[str, Any] | None, list[
         )
     for key in entry:
         if key not in KNOWN_KEYS:
-            close = difflib.get_close_matches(str(key), KNOWN_KEYS, n=1)
             problems.append(
                 Problem(
                     "django_dbq.E012",
                     f"JOBS[{name!r}] has an unknown key {key!r}.",
-                    (f"Did you mean {close[0]!r}? " if close else "")
+                    did_you_mean(key, KNOWN_KEYS)
                     + "Known keys: "
                     + ", ".join(KNOWN_KEYS)
                     + ".",

@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 
 from . import job_types, options
+from .job_types import Problem
 
 QUEUE_LIMIT_KEYS = ("max_running", "rate")
 
@@ -61,13 +62,6 @@ class LimitGroup:
             jobs, per = self.rate
             parts.append(f"rate={jobs}/{ {1.0: 's', 60.0: 'm', 3600.0: 'h'}[per] }")
         return f"{self.kind} {self.name!r}: " + " ".join(parts)
-
-
-@dataclass(frozen=True)
-class Problem:
-    id: str
-    msg: str
-    hint: str
 
 
 def validate_queue_limits(raw: Any) -> tuple[dict[str, LimitGroup], list[Problem]]:

@@ -466,9 +466,9 @@ class Job(models.Model):
     #: and this instance is now that job.
     duplicate: bool = False
 
-    def prepare_for_insert(self, *, run_hook: bool = True) -> None:
+    def prepare_for_insert(self, *, run_hook: bool = True) -> job_types.JobType:
         """Validate a new job, fill in its first task and unique key, and run its
-        creation hook (unless ``run_hook`` is false).
+        creation hook (unless ``run_hook`` is false); return its job type.
 
         Raises :class:`~django_dbq.exceptions.UnknownJobError`,
         :class:`~django_dbq.exceptions.InvalidWorkspaceError` or
@@ -490,6 +490,7 @@ class Job(models.Model):
         self.active_key = active_key_of(self.name, self.unique_key)
         if run_hook:
             self.run_creation_hook(job_type)
+        return job_type
 
     def cancel(self, by: str = "") -> Any:
         """Cancel this job: at once if it waits; if it runs, its worker is asked to
@@ -498,10 +499,12 @@ class Job(models.Model):
 
     def cancel_requested(self) -> bool:
         """Whether someone asked for this running job to be cancelled. A worker learns
-        of a request within a heartbeat and sets it here; elsewhere (the synchronous
-        mode, a test) the request is read from the database."""
+        of a request within a heartbeat and sets it here (no query per call); elsewhere
+        (the synchronous mode, a test) the request is read from the database."""
         if getattr(self, "_cancel_by", None) is not None:
             return True
+        if getattr(self, "_cancel_watched", False):
+            return False
         return CancelRequest.objects.filter(job_id=self.pk).exists()
 
     def checkpoint(self) -> None:
@@ -535,11 +538,12 @@ class Job(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         adding = self._state.adding
-        if adding and (self.unique_key is not None or self._unique_rule() is not None):
-            self._save_unique(kwargs.get("using"))
-            return
         if adding:
-            self.prepare_for_insert()
+            job_type = self.prepare_for_insert(run_hook=False)  # the unique key too
+            if self.unique_key is not None:
+                self._save_unique(kwargs.get("using"))
+                return
+            self.run_creation_hook(job_type)
         plain = (
             adding
             and not args
@@ -551,12 +555,6 @@ class Job(models.Model):
         if adding and conf.run_synchronously():
             _run_synchronously([self.pk], kwargs.get("using") or self._state.db)
 
-    def _unique_rule(self) -> job_types.Unique | None:
-        try:
-            return job_types.get_job_type(self.name).unique
-        except Exception:  # an unknown name: prepare_for_insert says so
-            return None
-
     def unique_period(self) -> float:
         """Seconds after a job with this key finished during which it is still
         returned instead of a new one: ``unique_for`` given to ``create()``, else the
@@ -564,7 +562,7 @@ class Job(models.Model):
         given = getattr(self, "_unique_for", None)
         if given is not None:
             return float(given)
-        rule = self._unique_rule()
+        rule = job_types.get_job_type(self.name).unique
         return rule.period if rule is not None else 0.0
 
     def _save_unique(self, using: str | None, *, hook: bool = True) -> None:
@@ -573,9 +571,9 @@ class Job(models.Model):
         The database decides: the INSERT (in a savepoint) fails on the unique index
         of ``active_key`` if another active job has the key, and that job is read
         instead. The creation hook runs only if no such job was seen first (in a
-        race between two creates, the loser's hook may have run).
+        race between two creates, the loser's hook may have run). The job was
+        prepared (``prepare_for_insert(run_hook=False)``) by the caller.
         """
-        self.prepare_for_insert(run_hook=False)
         using = using or router.db_for_write(type(self), instance=self)
         period = self.unique_period()
         existing = _holder(self.name, self.unique_key, period, using)

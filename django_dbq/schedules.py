@@ -29,7 +29,6 @@ schedule table in step with the setting and fires the ticks.
 from __future__ import annotations
 
 import datetime
-import difflib
 import json
 import zoneinfo
 from collections.abc import Iterator, Mapping
@@ -40,6 +39,7 @@ from cronsim import CronSim, CronSimError
 from django.conf import settings
 
 from . import job_types, options
+from .job_types import Problem
 
 UTC = datetime.timezone.utc
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
@@ -76,13 +76,6 @@ class ScheduleSpec:
         return f"{self.cron} ({self.timezone})"
 
 
-@dataclass(frozen=True)
-class Problem:
-    id: str
-    msg: str
-    hint: str
-
-
 def _zone(name: str) -> zoneinfo.ZoneInfo | None:
     try:
         return zoneinfo.ZoneInfo(name)
@@ -108,13 +101,11 @@ def field_problems(
     problems: list[Problem] = []
     names = set(job_types.job_types()) if known_jobs is None else set(known_jobs)
     if not isinstance(job, str) or job not in names:
-        close = difflib.get_close_matches(str(job), sorted(names), n=1)
         problems.append(
             Problem(
                 "django_dbq.E016",
                 f"{where} names the job {job!r}, which is not in JOBS.",
-                (f"Did you mean {close[0]!r}? " if close else "")
-                + "Use one of the names of the JOBS setting.",
+                job_types.did_you_mean(job, names) + "Use one of the names of the JOBS setting.",
             )
         )
     has_cron = cron not in (None, "")
@@ -247,15 +238,11 @@ def validate(raw: Any) -> tuple[dict[str, ScheduleSpec], list[Problem]]:
             continue
         unknown = [key for key in entry if key not in KEYS]
         for key in unknown:
-            close = difflib.get_close_matches(str(key), KEYS, n=1)
             problems.append(
                 Problem(
                     "django_dbq.E013",
                     f"{where} has an unknown key {key!r}.",
-                    (f"Did you mean {close[0]!r}? " if close else "")
-                    + "Known keys: "
-                    + ", ".join(KEYS)
-                    + ".",
+                    job_types.did_you_mean(key, KEYS) + "Known keys: " + ", ".join(KEYS) + ".",
                 )
             )
         values = {

@@ -894,16 +894,7 @@ def end_cancelled(job: Job, owner: str, by: str, stopped: bool) -> bool:
     record["cancelled_by"] = by
     if stopped:
         record["traceback"] = ""
-    landed = _guarded_update(
-        job,
-        owner,
-        state=JobStates.FAILED,
-        errors=keep_errors(job, record),
-        started_at=job.started_at,
-        finished_at=timezone.now(),
-        lease_expires_at=None,
-        active_key=None,
-    )
+    landed = fail(job, owner, record, keep_workspace=True)
     forget_cancel_requests([job.pk])
     return landed
 

@@ -32,18 +32,7 @@ class ScheduleForm(forms.ModelForm):
 
     class Meta:
         model = Schedule
-        fields = [
-            "name",
-            "job_name",
-            "cron",
-            "every_seconds",
-            "timezone",
-            "workspace",
-            "queue_name",
-            "priority",
-            "missed",
-            "enabled",
-        ]
+        fields = ["name", *firing.DEFINITION_FIELDS]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

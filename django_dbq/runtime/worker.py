@@ -180,6 +180,12 @@ class Worker:
         self._abandoned: set[threading.Thread] = set()
         self._settle_lock = threading.Lock()  # the watchdog's writes vs the completer's
         self.restart = False  # stopped to be replaced: runner threads were stuck
+        # The job types with a timeout (seconds), by name.
+        self._timeouts = {
+            name: job_type.timeout
+            for name, job_type in job_types.job_types().items()
+            if job_type.timeout is not None
+        }
         self._limited_names: list[str] = []
         self._limited_queues: set[str] = set()
         self._units: list[_Unit] = []
@@ -526,8 +532,11 @@ class Worker:
                 self._drop(outcome.job)
 
     def _hold(self, job: Job, lease: float) -> None:
-        """Note a claimed job (under ``self._lock``): its lease is renewed until dropped."""
+        """Note a claimed job (under ``self._lock``): its lease is renewed until dropped.
+        The watchdog reads its cancel requests (``job.cancel_requested()`` then need
+        not ask the database at each checkpoint)."""
         self._held[job.pk] = (lease, job)
+        job._cancel_watched = True
 
     def _drop(self, job: Job) -> None:
         """Forget a job this worker finished with (under ``self._lock``), unless the entry
@@ -584,8 +593,7 @@ class Worker:
                         self._running.add(job.pk)
                         job.started_at = now
                         self._started.append((started, job))  # the completer marks it
-                        job_type = job_types.job_type_for(job)
-                        self._runs[job.pk] = _Run(job, me, job_type.timeout if job_type else None)
+                        self._runs[job.pk] = _Run(job, me, self._timeouts.get(job.name))
                 if self._ready.qsize() < self._low_water:
                     self._wake.set()
                 self._run(batch, before if isinstance(work, list) else [before])
