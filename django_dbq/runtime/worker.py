@@ -171,7 +171,7 @@ class Worker:
         self._done_ready = threading.Event()
         leases = [self.lease] + [t.lease() for t in job_types.job_types().values()]
         self._renew_every = max(0.2, min(leases) / 3)
-        self._last_claim = 0.0
+        self._last_start = 0.0  # monotonic; --rate_limit spaces job starts by it
         self._lost_reply = False
         self._runners: list[threading.Thread] = []
         self._helpers: list[threading.Thread] = []
@@ -342,9 +342,10 @@ class Worker:
                 return
             # Idle: LISTEN/NOTIFY or the poll wakes us. Busy: a runner wakes us for more.
             timeout = self.poll_interval if room and not found else 1.0
-            if self.rate_limit:
+            if self.rate_limit and not self._held_count():
+                # While a job is held, its end (a runner or the completer) wakes us.
                 timeout = min(
-                    timeout, max(0.0, self._last_claim + self.rate_limit - time.monotonic())
+                    timeout, max(0.0, self._last_start + self.rate_limit - time.monotonic())
                 )
             if self._batches:
                 timeout = min(timeout, max(0.0, self._next_batch_check - time.monotonic()))
@@ -397,7 +398,7 @@ class Worker:
         """
         buffered = self._ready.qsize() + len(self._not_yet)
         if self.rate_limit:
-            if time.monotonic() - self._last_claim < self.rate_limit or self._held_count():
+            if time.monotonic() - self._last_start < self.rate_limit or self._held_count():
                 return 0
             return 1
         with self._lock:
@@ -413,7 +414,6 @@ class Worker:
         return min(self.claim_batch, max(0, 2 * batch - buffered - running))
 
     def _claim(self, room: int) -> int:
-        self._last_claim = time.monotonic()
         queues = [q for q in self._active_queues() if q not in self._limited_queues]
         claimed = store.claim(
             self.owner,
@@ -594,6 +594,8 @@ class Worker:
                         job.started_at = now
                         self._started.append((started, job))  # the completer marks it
                         self._runs[job.pk] = _Run(job, me, self._timeouts.get(job.name))
+                    # Read after started_at, so the next start is >= rate_limit after it.
+                    self._last_start = started
                 if self._ready.qsize() < self._low_water:
                     self._wake.set()
                 self._run(batch, before if isinstance(work, list) else [before])
