@@ -60,8 +60,9 @@ IDLE_MODES: dict[str, tuple[str, dict[str, str]]] = {
     "listen": ("LISTEN/NOTIFY (default)", {}),
     "poll": ("polling (DBQ_LISTEN_DATABASE = None)", {"BENCH_LISTEN_DATABASE": ""}),
 }
-#: Connections one ``worker --burst --concurrency 1`` process opens at most: its main
-#: thread, the runner, the completer, the heartbeat and the watchdog.
+#: Connections to plan for per ``worker --burst --concurrency 1`` process: its main
+#: thread, completer, heartbeat and watchdog (the 4 measured with no-op jobs), and the
+#: runner's should its task use the database; the ``--processes`` supervisor holds one.
 CONNECTIONS_PER_PROCESS = 5
 #: The process counts whose keys the JSON summary knows (quick runs use 4 and 8).
 PROCESS_COUNTS = (4, 8, 16, 32)
