@@ -34,7 +34,8 @@ suite's workers, drains and ``rounds()``); both figures are ``dbq`` only.
   log is readable, turns on ``log_lock_waits`` for the database and counts the
   lock waits longer than ``deadlock_timeout`` (1 s). Each worker process counts
   its statements (the census, one file per process): claim statements (the main
-  thread's statements with ``SKIP LOCKED``), rescue passes (the heartbeat's reads
+  thread's statements with ``SKIP LOCKED``, those that found nothing included; jobs
+  per claim is the jobs over them), rescue passes (the heartbeat's reads
   of expired leases), every statement per job. Before each drain the suite checks
   that the server has the connections for it (about ``CONNECTIONS_PER_PROCESS``
   per process) and skips that process count with an error if not, instead of
@@ -533,9 +534,14 @@ class ScaleFigures:
         s = sampler.summary
         delta = s["database_delta"]
         statements = sum(counts.values())
+        # A claim leaves started_at empty (the runner's start is written later), so the
+        # drain's count of distinct started_at values is not a count of claims: the
+        # census counts the claim statements (those that found nothing included).
+        result["distinct_started_at"] = result.pop("claims", None)
         result.update(
             processes=processes, connections_needed=need,
             claim_statements=claim_statements,
+            jobs_per_claim=n / claim_statements if claim_statements else None,
             claim_statements_per_1000=1000 * claim_statements / n,
             statements=statements, statements_per_job=statements / n,
             statements_by_thread=dict(by_thread.most_common()),
@@ -605,7 +611,7 @@ def scale_details(report: dict[str, Any]) -> str:
                                           f"{t['statement'][:110]}" for t in top))
     drain = figures.get("figure14", {}).get("systems", {}).get("dbq")
     if drain:
-        rows = [["processes", "jobs/s", "steady jobs/s", "jobs/claim", "claim st./1000 jobs",
+        rows = [["processes", "jobs/s", "steady jobs/s", "jobs/claim st.", "claim st./1000 jobs",
                  "statements/job", "tx/job", "peak conns", "lock-wait share", "max waiters",
                  "deadlocks", "waits > 1 s", "rescue passes"]]
         for p in PROCESS_COUNTS:
