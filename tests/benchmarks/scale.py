@@ -510,17 +510,18 @@ class ScaleFigures:
             finally:
                 if log is not None:
                     admin.execute(f'ALTER DATABASE "{name}" RESET log_lock_waits')
-            waits_logged = deadlocks_logged = None
+            entries = None
             if log is not None:
                 entries = log.entries(log.read(at_start, log.size()), name)
-                waits_logged = sum(1 for _, _, m in entries if "still waiting for" in m)
-                deadlocks_logged = sum(1 for _, level, m in entries
-                                       if level == "ERROR" and "deadlock detected" in m)
         if result.get("error"):
             raise RuntimeError(result["error"])
         counts: Counter[str] = Counter()
+        threads: dict[str, str] = {}
         for path in folder.glob("*.json"):
-            counts.update(census.read(str(path))["counts"])
+            dumped = census.read(str(path))
+            counts.update(dumped["counts"])
+            threads.update(dumped.get("backends", {}))
+        waits = long_waits(entries, threads) if entries is not None else None
         by_thread: Counter[str] = Counter()
         claim_statements = rescue_passes = 0
         for key, calls in counts.items():
@@ -553,7 +554,7 @@ class ScaleFigures:
             tx_per_job=(delta["xact_commit"] + delta["xact_rollback"]) / n,
             rollbacks=delta["xact_rollback"], deadlocks=delta["deadlocks"],
             rows_updated_per_job=delta["tup_updated"] / n,
-            long_lock_waits=waits_logged, deadlocks_logged=deadlocks_logged,
+            long_lock_waits=waits["count"] if waits else None, long_waits=waits,
             server=s,
             **{k: s[k] for k in ("peak_connections", "lock_wait_share", "max_lock_waiters",
                                  "samples_with_lock_wait", "busy_samples", "mean_active")},
@@ -561,6 +562,42 @@ class ScaleFigures:
         if result["rescued_jobs"]:
             result["note"] = f"{result['rescued_jobs']} job(s) carry an error: rescued"
         return result
+
+
+def long_waits(entries: list[tuple[int, str, str]], threads: dict[str, str]) -> dict[str, Any]:
+    """The lock waits longer than ``deadlock_timeout`` that ``log_lock_waits`` logged:
+    how many, and which threads waited for which (a worker's threads by name, from the
+    census's map of server processes), with what the waiter was doing (CONTEXT: locking
+    or updating a row) and the first words of its statement."""
+    def thread(pid: str) -> str:
+        return re.sub(r"-\d+$", "-N", threads.get(pid, "other"))
+
+    pairs: Counter[str] = Counter()
+    statements: Counter[str] = Counter()
+    contexts: Counter[str] = Counter()
+    count = deadlocks = 0
+    # A wait is logged as LOG "still waiting", DETAIL (the holder), CONTEXT, STATEMENT.
+    pending: dict[int, str] = {}
+    for pid, level, message in entries:
+        if level == "ERROR" and "deadlock detected" in message:
+            deadlocks += 1
+        if "still waiting for" in message:
+            count += 1
+            pending[pid] = "detail"
+        elif level == "DETAIL" and pending.get(pid) == "detail":
+            holder = re.search(r"Process holding the locks?: (\d+)", message)
+            pairs[f"{thread(str(pid))} waits for "
+                  f"{thread(holder.group(1)) if holder else '?'}"] += 1
+            pending[pid] = "statement"
+        elif level == "CONTEXT" and pending.get(pid) == "statement":
+            contexts[f"{thread(str(pid))}: {shape(message)}"] += 1
+        elif level == "STATEMENT" and pending.pop(pid, None):
+            statements[f"{thread(str(pid))}: {shape(message)[:60]}"] += 1
+        else:
+            pending.pop(pid, None)
+    return {"count": count, "deadlocks": deadlocks, "pairs": dict(pairs.most_common()),
+            "contexts": dict(contexts.most_common(8)),
+            "statements": dict(statements.most_common(8))}
 
 
 # --- the printed tables -------------------------------------------------------------------------
@@ -629,6 +666,17 @@ def scale_details(report: dict[str, Any]) -> str:
                          f("rescue_passes")])
         blocks.append("figure 14, drains by many processes (median [min-max])\n"
                       + _text_table(rows))
+        waits: dict[int, Counter[str]] = {}
+        for run in drain.get("runs", []):
+            for p in PROCESS_COUNTS:
+                logged = run.get(f"p{p}", {}).get("long_waits") or {}
+                for key in ("pairs", "contexts"):
+                    waits.setdefault(p, Counter()).update(logged.get(key, {}))
+        lines = [f"  {p} processes: {n} x {what}" for p, found in waits.items()
+                 for what, n in found.most_common()]
+        if lines:
+            blocks.append("figure 14, lock waits over 1 s (log_lock_waits), all runs\n"
+                          + "\n".join(lines))
     return "\n\n".join(blocks)
 
 
