@@ -10,7 +10,14 @@ execute, keyed by the thread's name and the statement's text (lists of
 parameters collapsed), and rewrites ``<file>`` every :data:`DUMP_SECONDS` with
 the counts so far and the time they were taken::
 
-    {"time": 1733490000.25, "counts": {"MainThread | SELECT ...": 12, ...}}
+    {"time": 1733490000.25, "counts": {"MainThread | SELECT ...": 12, ...},
+     "backends": {"81234": "dbq-completer", ...}}
+
+``backends`` maps the server process of each connection the process opened to the
+thread that opened it (figure 13 reads which thread sent what from PostgreSQL's own
+log). ``{pid}`` in ``<file>`` is replaced by the process id, so that the processes of
+``worker --processes N`` (which share their environment) each write their own file
+(figure 14); the file is written once more at exit.
 
 Statements sent past Django's cursor (the listener's ``LISTEN``, ``BEGIN`` and
 ``COMMIT`` of a transaction) are not counted.
@@ -18,6 +25,7 @@ Statements sent past Django's cursor (the listener's ``LISTEN``, ``BEGIN`` and
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -31,6 +39,7 @@ _PARAMETER_LIST = re.compile(r"\(\s*%s(?:\s*,\s*%s)+\s*\)")
 _SPACES = re.compile(r"\s+")
 
 _counts: Counter[str] = Counter()
+_backends: dict[str, str] = {}
 _lock = threading.Lock()
 _installed = False
 
@@ -49,16 +58,25 @@ def _count(execute: Any, sql: str, params: Any, many: bool, context: dict[str, A
 def _wrap(sender: Any, connection: Any, **kwargs: Any) -> None:
     if _count not in connection.execute_wrappers:
         connection.execute_wrappers.append(_count)
+    info = getattr(connection.connection, "info", None)  # psycopg 3; no query sent
+    pid = getattr(info, "backend_pid", None)
+    if pid:
+        with _lock:
+            _backends[str(pid)] = threading.current_thread().name
+
+
+def _write(path: str) -> None:
+    with _lock:
+        snapshot = {"time": time.time(), "counts": dict(_counts), "backends": dict(_backends)}
+    partial = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(partial, "w") as handle:
+        json.dump(snapshot, handle)
+    os.replace(partial, path)
 
 
 def _dump(path: str) -> None:
     while True:
-        with _lock:
-            snapshot = {"time": time.time(), "counts": dict(_counts)}
-        partial = f"{path}.{os.getpid()}.tmp"
-        with open(partial, "w") as handle:
-            json.dump(snapshot, handle)
-        os.replace(partial, path)
+        _write(path)
         time.sleep(DUMP_SECONDS)
 
 
@@ -71,6 +89,8 @@ def install(path: str) -> None:
     from django.db.backends.signals import connection_created
 
     connection_created.connect(_wrap, dispatch_uid="dbq_bench_census")
+    path = path.replace("{pid}", str(os.getpid()))
+    atexit.register(_write, path)
     threading.Thread(target=_dump, args=(path,), name="bench-census", daemon=True).start()
 
 

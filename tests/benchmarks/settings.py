@@ -6,7 +6,8 @@ tests/settings.py; ``BENCH_BIG_DATABASE_NAME`` adds a second alias, ``big``,
 for the table holding a million finished jobs (figure 7, PostgreSQL only).
 ``BENCH_LIMITED_JOBS=1`` adds the job types with limits of figures 11 and 12
 (only then: a worker claims limited job types apart, which would change what
-the other figures measure).
+the other figures measure). ``BENCH_LISTEN_DATABASE`` sets ``DBQ_LISTEN_DATABASE``
+(figure 13; empty: ``None``, the worker polls).
 """
 
 import os
@@ -38,3 +39,9 @@ BENCH_LIMITED_JOBS = {
 }
 if os.environ.get("BENCH_LIMITED_JOBS"):
     JOBS = {**JOBS, **BENCH_LIMITED_JOBS}
+
+# Figure 13: the alias of the worker's LISTEN connection; set to "" (None) the worker does
+# not LISTEN and polls every --poll-interval. A django_dbq without the setting ignores it
+# (the figure then sees a LISTEN in the server log and says so).
+if "BENCH_LISTEN_DATABASE" in os.environ:
+    DBQ_LISTEN_DATABASE = os.environ["BENCH_LISTEN_DATABASE"] or None

@@ -32,6 +32,14 @@ and job types with limits: ``max_running`` 3 and a rate of 50/s drained by 4
 worker processes against their ideal rates, and the statements of one claim of a
 limited group against a plain claim.
 
+Figures 13 and 14 (PostgreSQL, ``dbq`` only; in ``tests/benchmarks/scale.py``)
+measure scaling out: what one idle worker sends with LISTEN and with polling,
+counted from the server's own statement log, and drains by 4, 16 and 32 worker
+processes with the lock waits, deadlocks, rescue passes and claim statements seen
+meanwhile. ``--pg`` points the suite at another server (32 processes need about 160
+connections), ``--db-prefix`` renames its databases (``bench_dbq`` ->
+``<prefix>_dbq``) so that two runs on one server do not collide.
+
 Drain rates are N / (last ``finished_at`` - first ``started_at``) read from the
 table after the burst workers exited and every job was verified done: process
 start-up is not counted, everything between the first claim and the last
@@ -41,6 +49,7 @@ completion is. The wall-clock rate (process start to exit) is in the JSON too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -56,6 +65,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from tests.benchmarks.features import (
     FEATURE_FIGURES,
@@ -63,6 +73,13 @@ from tests.benchmarks.features import (
     FeatureFigures,
     feature_cell,
     feature_targets,
+)
+from tests.benchmarks.scale import (
+    SCALE_FIGURES,
+    SCALE_KEYS,
+    ScaleFigures,
+    scale_cell,
+    scale_details,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +106,7 @@ FIGURES = {
     "figure8": "worker memory: RSS at start -> after N jobs (MB)",
     "figure9": "dashboard figures with 1M finished + 100k waiting (ms)",
     **FEATURE_FIGURES,
+    **SCALE_FIGURES,
 }
 #: Figure 9's scenarios: the finished jobs spread over the last 7 days, or all of
 #: them within the last 24 hours (the hard case: the charts cover 24 hours).
@@ -122,6 +140,9 @@ SIZES: dict[str, dict[str, Any]] = {
         "unique_bulk": 10_000,
         "idle_window": 30, "idle_settle": 8, "schedule_every": 60,
         "limited_jobs": 1_200, "rated_jobs": 1_000, "claim_samples": 50,
+        # figures 13 and 14
+        "scale_idle_window": 60, "scale_idle_settle": 12, "scale_poll_interval": 1.0,
+        "scale_jobs": 150_000, "scale_processes": [4, 16, 32],
     },
     "quick": {
         "runs": 1,
@@ -139,6 +160,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "unique_bulk": 1_000,
         "idle_window": 8, "idle_settle": 3, "schedule_every": 10,
         "limited_jobs": 150, "rated_jobs": 150, "claim_samples": 20,
+        "scale_idle_window": 10, "scale_idle_settle": 4, "scale_poll_interval": 1.0,
+        "scale_jobs": 10_000, "scale_processes": [4, 8],
     },
 }
 
@@ -228,9 +251,22 @@ def scan_logs(procs: list[Proc]) -> dict[str, int]:
 # --- the suite ------------------------------------------------------------------------------
 
 
-class Suite(FeatureFigures):
+def configure_server(url: str, prefix: str) -> None:
+    """Point the suite at the PostgreSQL server ``url`` and name its databases
+    ``<prefix>_dbq``, ... (``PG`` and ``PG_DATABASES`` are changed in place: the
+    figures' modules read them from here)."""
+    parsed = urlparse(url)
+    PG.update(host=parsed.hostname or "127.0.0.1", port=parsed.port or 5432,
+              user=parsed.username or "postgres")
+    for key, name in PG_DATABASES.items():
+        PG_DATABASES[key] = prefix + name.removeprefix("bench")
+
+
+class Suite(FeatureFigures, ScaleFigures):
     def __init__(self, args: argparse.Namespace) -> None:
+        configure_server(args.pg, args.db_prefix)
         self.db: str = args.db
+        self.pg_log: str | None = args.pg_log
         self.pg = self.db == "postgres"
         self.sizes = SIZES["quick" if args.quick else "full"]
         self.runs = args.runs or self.sizes["runs"]
@@ -328,7 +364,8 @@ class Suite(FeatureFigures):
         env = {k: v for k, v in self.env.items()
                if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "PYTHONPATH")}
         env.update(BENCH_DB=self.db, BENCH_DB_NAME=self.env_tdb_db,
-                   BENCH_TUNED="1" if tuned else "0", DJANGO_SETTINGS_MODULE="tdb_settings")
+                   BENCH_TUNED="1" if tuned else "0", DJANGO_SETTINGS_MODULE="tdb_settings",
+                   BENCH_PG_HOST=PG["host"], BENCH_PG_PORT=str(PG["port"]))
         env.update(extra)
         return env
 
@@ -415,10 +452,15 @@ class Suite(FeatureFigures):
 
     def drain(self, system: str, n: int, processes: int, *, job: str = "noop",
               concurrency: int = 1, sleep: float = 0.0, profile: str | None = None,
-              env: dict[str, str] | None = None) -> dict[str, Any]:
-        """Fill ``n`` jobs, run burst workers until they exit, verify, return the rates."""
+              env: dict[str, str] | None = None,
+              watch: contextlib.AbstractContextManager[Any] | None = None) -> dict[str, Any]:
+        """Fill ``n`` jobs, run burst workers until they exit, verify, return the rates.
+
+        ``watch`` (django_dbq only) is entered after the fill, just before the workers
+        start, and left once they all exited (figure 14 samples the server meanwhile)."""
         timeout = max(180.0, n / 50)
         procs: list[Proc] = []
+        watching = contextlib.ExitStack()
         if system in ("dbq", "dbq_quiet"):
             self.dbq_clear()
             self.dbq_fill(n, job)
@@ -427,6 +469,8 @@ class Suite(FeatureFigures):
                 args += ["--verbosity", "0"]
             if processes > 1:
                 args += ["--processes", str(processes)]
+            if watch is not None:
+                watching.enter_context(watch)
             procs = [self.dbq_worker(*args, profile=profile, env=env)]
         elif system.startswith("tdb"):
             tuned = system == "tdb_tuned"
@@ -442,9 +486,10 @@ class Suite(FeatureFigures):
                     self.raw_dsn, "--batch", "100" if system == "raw100" else "1",
                     "--sleep", str(sleep)]
             procs = [Proc(argv, self.log_path("raw"), self.env) for _ in range(processes)]
-        started = min(p.started for p in procs)
-        codes = [p.wait(timeout) for p in procs]
-        wall = max(p.ended for p in procs) - started
+        with watching:
+            started = min(p.started for p in procs)
+            codes = [p.wait(timeout) for p in procs]
+            wall = max(p.ended for p in procs) - started
         if system in ("dbq", "dbq_quiet"):
             st = self.dbq_stats()
             done = st["counts"].get("COMPLETED", 0)
@@ -984,7 +1029,8 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "p50", "p95", "p50_from_commit",
             "p95_from_commit", "bare_rate", "instances_rate", "ratio",
             "empty_rate", "first_create_ms", "first_bare_create_ms", "start", "after_10pct",
-            "end", "peak", "growth", "growth_from_start", *DASHBOARD_KEYS, *FEATURE_KEYS)
+            "end", "peak", "growth", "growth_from_start", *DASHBOARD_KEYS, *FEATURE_KEYS,
+            *SCALE_KEYS)
     for key in keys:
         values = [r[key] for r in ok if isinstance(r.get(key), (int, float))]
         if values:
@@ -1092,6 +1138,8 @@ def cell(figure: str, data: dict[str, Any] | None) -> str:
     if not data:
         return "—"
     if (text := feature_cell(figure, data)) is not None:
+        return text
+    if (text := scale_cell(figure, data)) is not None:
         return text
     if figure == "figure3":
         text = fmt_range(data.get("rate"))
@@ -1229,6 +1277,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--pg", default=os.environ.get("BENCH_PG",
+                                                       "postgres://postgres@127.0.0.1:5432"),
+                        help="the PostgreSQL server, a superuser without a password "
+                             "(default $BENCH_PG or postgres://postgres@127.0.0.1:5432)")
+    parser.add_argument("--db-prefix", default="bench",
+                        help="name the benchmark databases <prefix>_dbq, ... (default bench)")
+    parser.add_argument("--pg-log", metavar="PATH",
+                        help="the server's log file as the server sees it, for figures 13 and "
+                             "14 (default: pg_current_logfile(), else Debian's "
+                             "/var/log/postgresql/postgresql-<cluster>.log)")
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test")
     parser.add_argument("--only", help="comma-separated figures, e.g. figure1,figure4")
@@ -1247,6 +1305,10 @@ def main(argv: list[str] | None = None) -> int:
         suite.cleanup()
     print()
     print(table(report))
+    details = scale_details(report)
+    if details:
+        print()
+        print(details)
     print(f"\nsuite took {report['seconds']:.0f} s")
     if args.rst:
         Path(args.rst).write_text(rst_table(report))

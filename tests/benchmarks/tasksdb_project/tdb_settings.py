@@ -23,8 +23,8 @@ if os.environ.get("BENCH_DB", "postgres") == "postgres":
             "ENGINE": "django.db.backends.postgresql",
             "NAME": os.environ.get("BENCH_DB_NAME", "bench_tasksdb"),
             "USER": "postgres",
-            "HOST": "127.0.0.1",
-            "PORT": "5432",
+            "HOST": os.environ.get("BENCH_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("BENCH_PG_PORT", "5432"),
             "CONN_MAX_AGE": None if TUNED else 0,
         }
     }
