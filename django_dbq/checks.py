@@ -55,6 +55,11 @@ def check_dbq_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
             f"a string of at least {conf.METRICS_TOKEN_MIN_LENGTH} characters (for example "
             "secrets.token_urlsafe()), or None for staff login only",
         ),
+        "DBQ_LISTEN_DATABASE": options.Rule(
+            lambda v: v is None or v == "" or (isinstance(v, str) and v in settings.DATABASES),
+            "the alias of a database in DATABASES (one that connects to PostgreSQL "
+            "directly, not through a transaction-pooling PgBouncer), or None to poll",
+        ),
     }
     messages: list[checks.CheckMessage] = []
     for name, rule in rules.items():

@@ -24,6 +24,10 @@ setting                        default  meaning
 ``DBQ_METRICS_TOKEN``          None     a bearer token that opens the metrics
                                         view to a scraper (staff login always
                                         does); at least 16 characters
+``DBQ_LISTEN_DATABASE``        (queue)  PostgreSQL: the database alias a worker
+                                        LISTENs on for new jobs (one that
+                                        bypasses a transaction-pooling PgBouncer);
+                                        ``None``: do not LISTEN, poll
 =============================  =======  =========================================
 """
 
@@ -43,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "DBQ_MAX_WORKSPACE_BYTES": 8 * 1024 * 1024,
     "DBQ_METRICS_TOKEN": None,
     "DBQ_CANCEL_GRACE": 30.0,
+    # Unset: the alias the worker's jobs live in (see listen_database()).
+    "DBQ_LISTEN_DATABASE": "default",
 }
 
 #: The shortest DBQ_METRICS_TOKEN accepted.
@@ -55,6 +61,12 @@ MAX_TRACEBACK_CHARS = 8000
 def get(name: str) -> Any:
     """Return the value of the ``DBQ_*`` setting ``name`` or its default."""
     return getattr(settings, name, DEFAULTS[name])
+
+
+def listen_database(queue_alias: str) -> str | None:
+    """The alias a worker LISTENs on for new jobs in ``queue_alias``, or ``None`` to
+    poll only (``DBQ_LISTEN_DATABASE``; unset: ``queue_alias`` itself)."""
+    return getattr(settings, "DBQ_LISTEN_DATABASE", queue_alias) or None
 
 
 def lease_seconds() -> float:

@@ -858,6 +858,7 @@ def _run_synchronously(ids: list[Any], using: str | None) -> None:
 # The operators' tables live in their own module; importing them here registers them.
 from .records import (  # noqa: E402
     CancelRequest,
+    Chore,
     FlowLimit,
     MinuteCount,
     QueuePause,
@@ -868,6 +869,7 @@ from .records import (  # noqa: E402
 
 __all__ = [
     "CancelRequest",
+    "Chore",
     "FlowLimit",
     "Job",
     "JobManager",

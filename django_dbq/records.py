@@ -174,3 +174,19 @@ class CancelRequest(models.Model):
 
     def __str__(self) -> str:
         return str(self.job_id)
+
+
+class Chore(models.Model):
+    """A housekeeping pass that one worker per interval does for all (the rescue of
+    lost workers' jobs): the worker whose guarded UPDATE moves ``due_at`` forward
+    does it; the others see the row already moved and skip it."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    due_at = models.DateTimeField()
+    taken_by = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        db_table = "django_dbq_chore"
+
+    def __str__(self) -> str:
+        return self.name

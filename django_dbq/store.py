@@ -34,7 +34,7 @@ from .db.base import Names
 from .exceptions import InvalidWorkspaceError, JobCancelledError, WorkerLostError
 from .job_types import Batch
 from .limits import LimitGroup
-from .models import CancelRequest, FlowLimit, Job, active_key_of, validate_workspace
+from .models import CancelRequest, Chore, FlowLimit, Job, active_key_of, validate_workspace
 from .states import FINISHED_STATES, RUNNABLE_STATES, JobStates
 
 logger = logging.getLogger("django_dbq.worker")
@@ -266,6 +266,21 @@ def runnable_left(
     )
 
 
+def next_due(queues: Sequence[str], *, using: str = "default") -> datetime.datetime | None:
+    """When the first job of ``queues`` that waits for its ``run_after`` is due, if any
+    (one index probe on PostgreSQL: migration 0015's partial index on ``run_after``)."""
+    return (
+        Job.objects.db_manager(using)
+        .filter(
+            state__in=RUNNABLE_STATES,
+            run_after__isnull=False,
+            run_after__gt=timezone.now(),
+            queue_name__in=list(queues),
+        )
+        .aggregate(due=models.Min("run_after"))["due"]
+    )
+
+
 def ripe_batches(
     batches: Mapping[str, Batch],
     queues: Sequence[str],
@@ -343,7 +358,7 @@ def retry(job: Job, owner: str, record: dict[str, Any], run_after: datetime.date
     values: dict[str, Any] = {}
     if _storable(job.workspace):
         values["workspace"] = job.workspace
-    return _guarded_update(
+    landed = _guarded_update(
         job,
         owner,
         state=JobStates.READY,
@@ -353,6 +368,10 @@ def retry(job: Job, owner: str, record: dict[str, Any], run_after: datetime.date
         lease_expires_at=None,
         **values,
     )
+    if landed:
+        # Idle workers that LISTEN poll rarely: tell them when the retry will be due.
+        backend_for(job._state.db or "default").notify([job.queue_name])
+    return landed
 
 
 def fail(job: Job, owner: str, record: dict[str, Any], *, keep_workspace: bool = False) -> bool:
@@ -903,6 +922,31 @@ def forget_cancel_requests(ids: Sequence[Any], *, using: str | None = None) -> N
     """Delete the cancel requests of jobs that ended."""
     if ids:
         CancelRequest.objects.using(_write_alias(using)).filter(job_id__in=list(ids)).delete()
+
+
+def take_chore(name: str, owner: str, every: float, *, using: str | None = None) -> bool:
+    """Whether ``owner`` does the chore ``name`` now, for every worker.
+
+    True for exactly one of the workers that ask once it is due: the one whose
+    guarded UPDATE moves its due time about ``every`` seconds ahead (the row is
+    created by the first to ask); false for the others until then. A worker that
+    takes a chore and dies leaves it due again after ``every`` seconds."""
+    using = _write_alias(using)
+    now = timezone.now()
+    # A little less than the interval, so that a worker asking every ``every``
+    # seconds (give or take its jitter) finds it due each time.
+    due = now + datetime.timedelta(seconds=every * 0.8)
+    chores = Chore.objects.using(using)
+    if chores.filter(name=name, due_at__lte=now).update(due_at=due, taken_by=owner[:128]):
+        return True
+    if chores.filter(name=name).exists():
+        return False
+    try:
+        with transaction.atomic(using=using):
+            chores.create(name=name, due_at=due, taken_by=owner[:128])
+    except IntegrityError:
+        return False  # another worker created it first: it does this pass
+    return True
 
 
 def forget_stale_cancel_requests(*, using: str | None = None) -> int:

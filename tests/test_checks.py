@@ -288,6 +288,8 @@ def test_valid_options_pass(key, value):
         ("DBQ_METRICS_TOKEN", "short"),
         ("DBQ_METRICS_TOKEN", "   " * 10),
         ("DBQ_METRICS_TOKEN", 1234567890123456789),
+        ("DBQ_LISTEN_DATABASE", "no-such-alias"),
+        ("DBQ_LISTEN_DATABASE", 5432),
     ],
 )
 def test_e010_bad_dbq_setting(name, value):
@@ -314,6 +316,8 @@ def test_e010_bad_dbq_setting(name, value):
         ("DBQ_MAX_WORKSPACE_BYTES", None),
         ("DBQ_METRICS_TOKEN", None),
         ("DBQ_METRICS_TOKEN", "a-long-enough-secret-token"),
+        ("DBQ_LISTEN_DATABASE", "default"),
+        ("DBQ_LISTEN_DATABASE", None),
     ],
 )
 def test_valid_dbq_settings_pass(name, value):

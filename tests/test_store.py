@@ -4,12 +4,17 @@ many at once, releasing, renewing leases), each only where the lease is still he
 from __future__ import annotations
 
 import datetime
+import itertools
+import subprocess
+import sys
+import time
 
 import pytest
 from django.utils import timezone
 
 from django_dbq import store
-from django_dbq.models import Job
+from django_dbq.models import Chore, Job
+from tests.conftest import ROOT, worker_env
 
 pytestmark = pytest.mark.django_db
 
@@ -163,3 +168,57 @@ def test_a_completion_the_database_refuses_fails_only_its_own_job():
     assert failed.workspace == {"n": claimed.index(poisoned)}  # the last saved one
     assert failed.errors[-1]["type"].startswith("django.db.")
     assert all(o.written is not None for o in outcomes)
+
+
+def test_a_chore_is_taken_by_one_worker_per_interval():
+    assert store.take_chore("rescue", "w1", 60)  # creates the row
+    assert not store.take_chore("rescue", "w2", 60)
+    assert not store.take_chore("rescue", "w1", 60)
+    Chore.objects.filter(name="rescue").update(
+        due_at=timezone.now() - datetime.timedelta(seconds=1)
+    )
+    assert store.take_chore("rescue", "w2", 60)
+    assert Chore.objects.get(name="rescue").taken_by == "w2"
+    assert not store.take_chore("rescue", "w1", 60)
+    # Each chore has its own row.
+    assert store.take_chore("other", "w1", 60)
+
+
+def test_a_taken_chore_is_due_again_a_little_before_its_interval_is_over():
+    before = timezone.now()
+    assert store.take_chore("rescue", "w1", 10)
+    due = Chore.objects.get(name="rescue").due_at
+    # So that a worker asking every 10 s, give or take its jitter, finds it due each time.
+    assert (
+        before + datetime.timedelta(seconds=7)
+        <= due
+        <= timezone.now() + datetime.timedelta(seconds=9)
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.worker
+def test_racing_workers_never_take_a_chore_twice_within_its_interval():
+    """8 processes ask at the same instants, 6 times: between two takes there are
+    always at least 0.8 x the interval (take_chore's promise), whoever won."""
+    every = 0.9
+    start_at = time.time() + 3
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.chore_race", f"w{n}", "6", str(every), str(start_at)],
+            cwd=ROOT,
+            env=worker_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(8)
+    ]
+    outputs = [racer.communicate(timeout=120) for racer in racers]
+    assert [racer.returncode for racer in racers] == [0] * 8, [err for _, err in outputs]
+    takes = sorted(
+        tuple(map(float, line.split())) for out, _ in outputs for line in out.splitlines()
+    )
+    assert 1 <= len(takes) <= 6
+    for (before, _), (_, after) in itertools.pairwise(takes):
+        assert after - before >= 0.8 * every, takes

@@ -123,8 +123,23 @@ class Backend:
     def notify(self, queues: Sequence[str]) -> None:
         """Wake workers of ``queues`` now (or at commit inside a transaction)."""
 
-    def listen(self, on_queue: Any, stop: Any, listening: Any) -> None:
-        """Block, calling ``on_queue(name)`` for each notification, until ``stop`` is set."""
+    def notify_payload(self, payload: str) -> None:
+        """Send one notification with ``payload`` (a worker's start-up LISTEN check)."""
+        raise NotImplementedError(f"{self.vendor} cannot NOTIFY")
+
+    def start_listening(self, raw: Any, on_payload: Any) -> Any:
+        """LISTEN on the driver connection ``raw``; ``on_payload(text)`` is called for
+        each notification that arrives while a query runs on it. Returns the handler
+        to pass to :meth:`stop_listening`."""
+        raise NotImplementedError(f"{self.vendor} cannot LISTEN")
+
+    def read_notifications(self, raw: Any, on_payload: Any) -> None:
+        """Call ``on_payload(text)`` for each notification waiting on ``raw``'s socket,
+        without blocking (a DatabaseError if the connection is gone)."""
+        raise NotImplementedError(f"{self.vendor} cannot LISTEN")
+
+    def stop_listening(self, raw: Any, handler: Any) -> None:
+        """Forget ``handler`` and UNLISTEN on ``raw``."""
         raise NotImplementedError(f"{self.vendor} cannot LISTEN")
 
 

@@ -168,13 +168,30 @@ class PostgreSQLBackend(base.ReturningBackend):
             for queue in sorted(set(queues)):
                 cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, queue])
 
-    def listen(self, on_queue, stop, listening) -> None:
-        self.connection.ensure_connection()
-        raw = self.connection.connection
-        raw.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        listening.set()
-        logger.info("Listening for new jobs on channel %s", NOTIFY_CHANNEL)
-        on_queue(None)  # anything enqueued while we were not listening is found by a claim
-        while not stop.is_set():
-            for note in raw.notifies(timeout=0.5):
-                on_queue(note.payload)
+    def notify_payload(self, payload: str) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, payload])
+
+    def start_listening(self, raw, on_payload):
+        # Notifications that arrive during a query on this connection go to the
+        # handler; those that arrive while it is idle are read by read_notifications.
+        def handler(note):
+            on_payload(note.payload)
+
+        raw.add_notify_handler(handler)
+        with self.connection.wrap_database_errors:
+            raw.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        return handler
+
+    def read_notifications(self, raw, on_payload) -> None:
+        with self.connection.wrap_database_errors, raw.lock:
+            pgconn = raw.pgconn
+            pgconn.consume_input()  # raises if the connection is gone
+            encoding = raw.info.encoding
+            while (note := pgconn.notifies()) is not None:
+                on_payload(note.extra.decode(encoding))
+
+    def stop_listening(self, raw, handler) -> None:
+        raw.remove_notify_handler(handler)
+        with self.connection.wrap_database_errors:
+            raw.execute(f"UNLISTEN {NOTIFY_CHANNEL}")

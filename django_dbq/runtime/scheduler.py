@@ -1,17 +1,18 @@
-"""The scheduler thread of a worker: fires the ticks of periodic jobs.
+"""A worker's scheduler: fires the ticks of periodic jobs.
 
 Every worker runs one (unless started with ``--no-schedules``); they need no
 leader, because the database lets exactly one of them fire each tick
-(:mod:`django_dbq.scheduling.firing`). The thread reads the enabled schedules
-every :data:`REFRESH_SECONDS` (so a schedule added or changed in the admin is
-picked up within that time), sleeps until the next tick of any of them, and
-fires what is due. With no schedule, its only cost is that read.
+(:mod:`django_dbq.scheduling.firing`). It is not a thread of its own: the
+worker's main thread calls :meth:`Scheduler.step` when it is due, on the main
+thread's connection (so it costs no connection). A step reads the enabled
+schedules every :data:`REFRESH_SECONDS` (so a schedule added or changed in the
+admin is picked up within that time), fires what is due, and says how long until
+the next tick of any of them. With no schedule, its only cost is that read.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
@@ -29,51 +30,45 @@ REFRESH_SECONDS = 5.0
 MAX_SLEEP_SECONDS = 5.0
 
 
-class Scheduler(threading.Thread):
-    """Fires due ticks until ``stop`` is set."""
+class Scheduler:
+    """Fires due ticks, one :meth:`step` at a time."""
 
-    def __init__(self, owner: str, stop: threading.Event, *, using: str = "default") -> None:
-        super().__init__(name="dbq-scheduler", daemon=True)
+    def __init__(self, owner: str, *, using: str = "default") -> None:
         self.owner = owner
-        self.stop = stop
         self.using = using
         self.fired = 0
+        self._rows: list[Any] = []
+        self._next_refresh = 0.0
+        self._synced = False
+        self._backoff = 0.5
 
-    def run(self) -> None:
-        rows: list[Any] = []
-        next_refresh = 0.0
-        synced = False
-        backoff = 0.5
+    def step(self) -> float:
+        """Fire what is due; returns the seconds until the next step is due. Never
+        raises: a database error is logged and the step is tried again with backoff."""
         try:
-            while not self.stop.is_set():
-                try:
-                    if not synced:
-                        firing.sync_settings(using=self.using)
-                        synced = True
-                    if time.monotonic() >= next_refresh:
-                        rows = firing.enabled(using=self.using)
-                        next_refresh = time.monotonic() + REFRESH_SECONDS
-                    self.fired += sum(
-                        1
-                        for fired in firing.fire_due(self.owner, rows=rows, using=self.using)
-                        if fired.job_id is not None
-                    )
-                    backoff = 0.5
-                except (DatabaseError, InterfaceError) as exc:
-                    logger.warning("Scheduler could not reach the database (%s); retrying", exc)
-                    connections[self.using].close()
-                    next_refresh = 0.0  # read the rows again: what we hold may be stale
-                    self.stop.wait(backoff)
-                    backoff = min(backoff * 2, 10.0)
-                    continue
-                except Exception:
-                    logger.exception("Scheduler failed; going on")
-                    next_refresh = 0.0
-                    self.stop.wait(1.0)
-                    continue
-                self.stop.wait(self._sleep(rows, next_refresh))
-        finally:
-            connections.close_all()
+            if not self._synced:
+                firing.sync_settings(using=self.using)
+                self._synced = True
+            if time.monotonic() >= self._next_refresh:
+                self._rows = firing.enabled(using=self.using)
+                self._next_refresh = time.monotonic() + REFRESH_SECONDS
+            self.fired += sum(
+                1
+                for fired in firing.fire_due(self.owner, rows=self._rows, using=self.using)
+                if fired.job_id is not None
+            )
+            self._backoff = 0.5
+        except (DatabaseError, InterfaceError) as exc:
+            logger.warning("Scheduler could not reach the database (%s); retrying", exc)
+            connections[self.using].close()
+            self._next_refresh = 0.0  # read the rows again: what we hold may be stale
+            delay, self._backoff = self._backoff, min(self._backoff * 2, 10.0)
+            return delay
+        except Exception:
+            logger.exception("Scheduler failed; going on")
+            self._next_refresh = 0.0
+            return 1.0
+        return self._sleep(self._rows, self._next_refresh)
 
     def _sleep(self, rows: list[Any], next_refresh: float) -> float:
         """Seconds until the next tick of any schedule, or the next refresh."""

@@ -2,24 +2,32 @@
 
 Threads of one worker process:
 
-- the main thread claims jobs (batches sized to how fast jobs finish), hands
-  them to the runner threads through a local buffer, and writes completions
-  in batches; it never runs task code, so it always notices signals;
+- the main thread claims jobs (batches sized to how fast jobs finish) and hands
+  them to the runner threads through a local buffer; it never runs task code, so
+  it always notices signals. On its one connection it also does the worker's
+  housekeeping, each chore when it is due: the heartbeat (a check that the
+  database takes writes, the worker's row in the registry,
+  :mod:`django_dbq.operations.registry`), reading cancel requests, writing the
+  outcome of runs the watchdog ended, firing periodic jobs
+  (:mod:`django_dbq.runtime.scheduler`) and, when the database elects this worker
+  for the interval, the rescue pass. Where the database can (PostgreSQL), it
+  LISTENs for new jobs while idle (:mod:`django_dbq.runtime.wakeup`);
 - ``concurrency`` runner threads, each with its own database connection, run
   one job (or batch) at a time through :mod:`django_dbq.runtime.executor`;
 - a completer thread writes completions in batches and renews the leases of
   every job the worker holds (one connection for both: two connections updating
-  overlapping rows of ours could deadlock);
-- a watchdog thread ends the attempts that run past their job type's ``timeout``
-  and the jobs asked to stop that do not within ``DBQ_CANCEL_GRACE``: it writes
-  their outcome, leaves the stuck runner thread behind and starts a fresh one
-  (Python cannot kill a thread); once as many runners are stuck as the worker
-  has, it stops gracefully so that its supervisor starts a clean process;
-- a heartbeat thread checks that the database takes writes, renews the worker's
-  row in the registry (:mod:`django_dbq.operations.registry`), rescues jobs whose
-  worker was lost and rolls up the per-minute counts of finished jobs;
-- where the database can (PostgreSQL), a listener thread
-  (:mod:`django_dbq.runtime.wakeup`) wakes the main thread when jobs arrive.
+  overlapping rows of ours could deadlock). No task or hook code runs on it, so
+  nothing a user writes can hold back a lease renewal;
+- a watchdog thread (no connection) notices the attempts that run past their job
+  type's ``timeout`` and the jobs asked to stop that do not within
+  ``DBQ_CANCEL_GRACE``; the main thread writes their outcome, leaves the stuck
+  runner thread behind and starts a fresh one (Python cannot kill a thread); once
+  as many runners are stuck as the worker has, it stops gracefully so that its
+  supervisor starts a clean process.
+
+So a worker holds ``concurrency + 2`` connections to its queue database (one
+more, direct, if ``DBQ_LISTEN_DATABASE`` names another alias), opened at start,
+none per job.
 
 No SQL is written here: every write is a function of :mod:`django_dbq.store`.
 """
@@ -51,7 +59,7 @@ from ..store import Outcome
 from . import executor
 from .scheduler import Scheduler
 from .stop_signals import relay_stop_signals
-from .wakeup import Listener
+from .wakeup import Listening, Wake
 
 logger = logging.getLogger("django_dbq.worker")
 
@@ -77,6 +85,12 @@ LIMIT_EMPTY_RETRY_SECONDS = 1.0
 WATCHDOG_SECONDS = 0.1
 # How often stale cancel requests (of jobs that ended) are deleted, at a rescue pass.
 CANCEL_CLEANUP_SECONDS = 60.0
+# Each worker's housekeeping intervals are spread by up to this fraction, at random, so
+# that many workers started together do not all hit the database at the same instant.
+JITTER = 0.1
+# An idle worker that LISTENs looks for jobs this often at least (NOTIFY announces new
+# jobs, retries and released jobs; it also looks when the next scheduled job is due).
+LISTEN_POLL_SECONDS = 30.0
 # Exit status of a worker that stopped to be replaced (its runner threads were stuck).
 EXIT_RESTART = 3
 
@@ -150,7 +164,7 @@ class Worker:
         self._done: list[Outcome] = []
         # (monotonic start, job) of the jobs whose task started, not yet marked as such.
         self._started: list[tuple[float, Job]] = []
-        self._wake = threading.Event()
+        self._wake = Wake()
         self._stop = threading.Event()
         self._force = threading.Event()
         self._threads_stop = threading.Event()
@@ -196,6 +210,19 @@ class Worker:
         self._pacer = threading.Condition()
         self._paused: set[str] = set()
         self._next_pause_check = 0.0
+        # Housekeeping done by the main thread (see _chores), by monotonic due time.
+        self._listening: Listening | None = None
+        self._wake_mode = "polling"
+        self._scheduler = Scheduler(self.owner, using=self.using) if self.schedules else None
+        self._next_beat = 0.0
+        self._next_rescue = 0.0
+        self._next_roll_up = 0.0
+        self._next_cleanup = 0.0
+        self._next_requests = 0.0
+        self._next_schedule = 0.0
+        self._poll_at = 0.0  # when the main loop claims next without being woken
+        self._healthy_since: float | None = float("-inf")
+        self._overdue: list[_Run] = []  # runs the watchdog found overdue, under self._lock
         self.processed = 0
         self.crashed = False  # a thread of the worker failed; it stopped (exit status 1)
 
@@ -213,9 +240,12 @@ class Worker:
         job_types.job_types()  # a malformed JOBS setting fails here, before any claim
         self._plan_limits()
         connection_created.connect(_prepare, dispatch_uid="django_dbq.prepare")
+        # A connection opened before (the command's migration check) was not tuned.
+        connections[self.using].close()
         if self.handle_signals:
             self._install_signal_handlers()
         self._safely(self._check_pauses)
+        self._start_listening()
         self._banner()
         self._record = self._safely(
             lambda: registry.register(
@@ -227,8 +257,12 @@ class Worker:
             )
         )
         self._start_threads()
+        now = time.monotonic()
+        self._next_beat = now + self._jittered(self._renew_every)
+        self._next_rescue = self._next_roll_up = now + self._jittered(conf.rescue_interval())
+        self._next_cleanup = now + CANCEL_CLEANUP_SECONDS
         try:
-            self._safely(lambda: executor.rescue_expired(self.owner))
+            self._safely(self._rescue_at_start)
             self._loop()
         finally:
             self._shutdown()
@@ -305,7 +339,13 @@ class Worker:
     def _loop(self) -> None:
         backoff = 0.5
         while not self._stop.is_set():
+            # Claim when woken (a NOTIFY, a runner, a signal) or when a poll is due; an
+            # iteration that only had housekeeping due claims nothing.
+            claim = self._wake.is_set() or time.monotonic() >= self._poll_at
             self._wake.clear()
+            room: int = 0
+            found: int | None = None
+            batched = 0
             try:
                 if self._lost_reply:
                     # The query that failed may have been a claim that committed before
@@ -315,24 +355,31 @@ class Worker:
                 # Burst mode may stop only if nothing was held when a claim found nothing:
                 # a job held then could still come back READY (its chain's next step).
                 idle_before = not self._held_count()
-                self._check_pauses()
-                room = self._room() if self._active_queues() else 0
-                found = self._claim(room) if room else None
-                if self._units and room:
-                    found = (found or 0) + self._claim_limited(room - (found or 0))
-                batched = self._claim_batches(flush=self.burst and found == 0)
+                if self._listening is not None and self._listening.refresh():
+                    claim = True  # listening (again): jobs enqueued before were not announced
+                self._chores()
+                if claim:
+                    self._check_pauses()
+                    room = self._room() if self._active_queues() else 0
+                    found = self._claim(room) if room else None
+                    if self._units and room:
+                        found = (found or 0) + self._claim_limited(room - (found or 0))
+                    batched = self._claim_batches(flush=self.burst and found == 0)
                 backoff = 0.5
             except DB_ERRORS as exc:
                 logger.warning("Database unavailable (%s); retrying in %.1fs", exc, backoff)
                 connections[self.using].close()
                 self._lost_reply = True
+                self._poll_at = 0.0  # claim again as soon as the database answers
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             if (found and found == room) or batched:
+                self._poll_at = 0.0
                 continue  # the queue may hold more: go straight back for it
             if (
-                self.burst
+                claim
+                and self.burst
                 and found == 0
                 and idle_before
                 and not batched
@@ -340,21 +387,37 @@ class Worker:
             ):
                 logger.info("Burst mode: no runnable jobs left; stopping")
                 return
-            # Idle: LISTEN/NOTIFY or the poll wakes us. Busy: a runner wakes us for more.
-            timeout = self.poll_interval if room and not found else 1.0
-            if self.rate_limit and not self._held_count():
-                # While a job is held, its end (a runner or the completer) wakes us.
-                timeout = min(
-                    timeout, max(0.0, self._last_start + self.rate_limit - time.monotonic())
-                )
-            if self._batches:
-                timeout = min(timeout, max(0.0, self._next_batch_check - time.monotonic()))
-            if self._paused:
-                timeout = min(timeout, max(0.0, self._next_pause_check - time.monotonic()))
-            next_limited = self._next_limited_try()
-            if next_limited is not None and room:
-                timeout = min(timeout, max(0.0, next_limited - time.monotonic()))
-            self._wake.wait(timeout)
+            if claim:
+                self._poll_at = self._next_poll(room, found)
+            timeout = max(0.0, min(self._poll_at, self._next_chore()) - time.monotonic())
+            self._wake.wait(timeout, also=self._listening.fileno() if self._listening else None)
+
+    def _next_poll(self, room: int, found: int | None) -> float:
+        """When to look for jobs again if nothing wakes the worker (monotonic). Busy: a
+        runner wakes it for more (and it looks every second anyway). Idle: every
+        ``poll_interval``; while listening, when the next scheduled job is due, or
+        after ``LISTEN_POLL_SECONDS`` (NOTIFY announces new jobs and retries)."""
+        now = time.monotonic()
+        wait = 1.0
+        if room and not found:
+            wait = self.poll_interval
+            if self._listening is not None and self._listening.fileno() is not None:
+                wait = max(wait, LISTEN_POLL_SECONDS)
+                due = self._safely(lambda: store.next_due(self.queues, using=self.using))
+                if due is not None:
+                    wait = min(wait, max(0.0, (due - timezone.now()).total_seconds()) + 0.002)
+        poll_at = now + wait
+        if self.rate_limit and not self._held_count():
+            # While a job is held, its end (a runner or the completer) wakes us.
+            poll_at = min(poll_at, self._last_start + self.rate_limit)
+        if self._batches:
+            poll_at = min(poll_at, self._next_batch_check)
+        if self._paused:
+            poll_at = min(poll_at, self._next_pause_check)
+        next_limited = self._next_limited_try()
+        if next_limited is not None and room:
+            poll_at = min(poll_at, next_limited)
+        return poll_at
 
     def _check_pauses(self) -> None:
         """Read the paused queues again if the last read is older than
@@ -566,17 +629,34 @@ class Worker:
         completer = threading.Thread(target=self._complete, name="dbq-completer", daemon=True)
         completer.start()
         self._completer = completer
-        heartbeat = threading.Thread(target=self._heartbeat, name="dbq-heartbeat", daemon=True)
-        heartbeat.start()
-        self._helpers.append(heartbeat)
-        if self.schedules:
-            scheduler = Scheduler(self.owner, self._threads_stop, using=self.using)
-            scheduler.start()
-            self._helpers.append(scheduler)
-        if backend_for(self.using).supports_notify and not self.burst:
-            listener = Listener(self.queues, self._wake, self._threads_stop, self.using)
-            listener.start()
-            self._helpers.append(listener)
+
+    def _start_listening(self) -> None:
+        """LISTEN for new jobs where the database can; the banner's ``wake=`` says how
+        the worker wakes: ``LISTEN/NOTIFY`` (on its queue database),
+        ``LISTEN/NOTIFY@alias`` (on the alias ``DBQ_LISTEN_DATABASE`` names) or
+        ``polling`` (every ``poll_interval``)."""
+        alias = conf.listen_database(self.using)
+        if self.burst or alias is None or not backend_for(alias).supports_notify:
+            return
+        listening = Listening(alias, self.using, self.queues, self._wake)
+        try:
+            listening_works = listening.start()
+        except Exception as exc:  # a driver without psycopg 3's notification API, say
+            logger.warning("Cannot LISTEN on database %r (%s); polling", alias, exc)
+            return
+        if listening_works:
+            self._listening = listening
+            self._wake_mode = "LISTEN/NOTIFY" if alias == self.using else f"LISTEN/NOTIFY@{alias}"
+            return
+        logger.warning(
+            "A NOTIFY sent through database %r did not reach this worker's LISTEN on %r "
+            "(a transaction-pooling PgBouncer in between?): polling every %gs instead. "
+            "Set DBQ_LISTEN_DATABASE to a database alias that connects to PostgreSQL "
+            "directly to be woken at once, or to None to poll without this check.",
+            self.using,
+            alias,
+            self.poll_interval,
+        )
 
     def _run_jobs(self) -> None:
         try:
@@ -722,23 +802,24 @@ class Worker:
     # --- watchdog: timeouts and cancellation ----------------------------------------------
 
     def _watch(self) -> None:
-        """Watchdog thread: read cancel requests for the held jobs at every heartbeat,
-        and end the runs that outlived their timeout or their cancel grace."""
-        next_requests = 0.0
-        try:
-            while not self._threads_stop.wait(WATCHDOG_SECONDS):
-                try:
-                    if time.monotonic() >= next_requests:
-                        next_requests = time.monotonic() + self._renew_every
-                        self._see_cancel_requests()
-                    self._end_overdue()
-                except DB_ERRORS as exc:
-                    logger.warning("Watchdog could not reach the database (%s)", exc)
-                    connections[self.using].close()
-                except Exception:
-                    logger.exception("Watchdog failed; going on")
-        finally:
-            connections.close_all()
+        """Watchdog thread: notice the runs that outlived their timeout or their cancel
+        grace, and have the main thread end them (it owns the connection for that)."""
+        while not self._threads_stop.wait(WATCHDOG_SECONDS):
+            now = time.monotonic()
+            grace = conf.cancel_grace()
+            with self._lock:
+                overdue = [
+                    run
+                    for run in self._runs.values()
+                    if run not in self._overdue
+                    and (
+                        (run.timeout is not None and now - run.started > run.timeout)
+                        or (run.cancel_seen is not None and now - run.cancel_seen > grace)
+                    )
+                ]
+                self._overdue.extend(overdue)
+            if overdue:
+                self._wake.set()
 
     def _see_cancel_requests(self) -> None:
         with self._lock:
@@ -760,25 +841,27 @@ class Worker:
                     run.cancel_seen = now
 
     def _end_overdue(self) -> None:
-        now = time.monotonic()
-        grace = conf.cancel_grace()
+        """Write the outcome of the runs the watchdog found overdue (main thread)."""
         with self._lock:
-            overdue = [
-                run
-                for run in self._runs.values()
-                if (run.timeout is not None and now - run.started > run.timeout)
-                or (run.cancel_seen is not None and now - run.cancel_seen > grace)
-            ]
-        for run in overdue:
-            with self._settle_lock:
-                if executor.abandoned(run.job):
-                    continue
-                by = getattr(run.job, "_cancel_by", None)
-                timed_out = run.timeout is not None and now - run.started > run.timeout
-                if timed_out and by is None:
-                    executor.time_out(run.job, self.owner, run.timeout)
-                else:
-                    executor.cancel_overdue(run.job, self.owner, by or "someone", now - run.started)
+            overdue, self._overdue = self._overdue, []
+        now = time.monotonic()
+        for index, run in enumerate(overdue):
+            try:
+                with self._settle_lock:
+                    if executor.abandoned(run.job):
+                        continue
+                    by = getattr(run.job, "_cancel_by", None)
+                    timed_out = run.timeout is not None and now - run.started > run.timeout
+                    if timed_out and by is None:
+                        executor.time_out(run.job, self.owner, run.timeout)
+                    else:
+                        executor.cancel_overdue(
+                            run.job, self.owner, by or "someone", now - run.started
+                        )
+            except BaseException:
+                with self._lock:  # not written: the watchdog's next look retries
+                    self._overdue[:0] = overdue[index + 1 :]
+                raise
             self._abandon(run)
 
     def _abandon(self, run: _Run) -> None:
@@ -827,46 +910,83 @@ class Worker:
         if by_lease:
             store.renew_leases(self.owner, by_lease)
 
-    def _heartbeat(self) -> None:
-        """Watch the database's health and rescue jobs whose worker was lost."""
-        interval = self._renew_every
-        next_rescue = time.monotonic() + conf.rescue_interval()
-        next_roll_up = time.monotonic() + conf.rescue_interval()
-        next_cleanup = time.monotonic() + CANCEL_CLEANUP_SECONDS
-        # Rescue only once the database has worked for a whole lease since this thread
-        # last failed to reach it: after an outage, live workers (cut off too, their
-        # leases running out meanwhile) must get to renew first; they renew every third.
-        healthy_since: float | None = float("-inf")
-        try:
-            while not self._threads_stop.wait(interval):
-                try:
-                    backend_for(self.using).check_writable()  # so that an outage is noticed
-                    if healthy_since is None:
-                        healthy_since = time.monotonic()
-                    self._beat()
-                    if (
-                        time.monotonic() >= next_rescue
-                        and time.monotonic() - healthy_since >= self.lease
-                        and not self._stop.is_set()
-                    ):
-                        next_rescue = time.monotonic() + conf.rescue_interval()
-                        if executor.rescue_expired(self.owner):
-                            self._wake.set()
-                        registry.prune_dead(using=self.using)
-                        if time.monotonic() >= next_roll_up:
-                            next_roll_up = time.monotonic() + ROLL_UP_SECONDS
-                            stats.roll_up(using=self.using)
-                        if time.monotonic() >= next_cleanup:
-                            next_cleanup = time.monotonic() + CANCEL_CLEANUP_SECONDS
-                            store.forget_stale_cancel_requests(using=self.using)
-                except DB_ERRORS as exc:
-                    logger.warning("Heartbeat could not reach the database (%s)", exc)
-                    connections[self.using].close()
-                    healthy_since = None
-                except Exception:
-                    logger.exception("Heartbeat failed; going on")
-        finally:
-            connections.close_all()
+    # --- housekeeping: chores of the main thread ---------------------------------------------
+
+    @staticmethod
+    def _jittered(seconds: float) -> float:
+        return seconds * (1 + JITTER * (2 * secrets.randbelow(1001) / 1000 - 1))
+
+    def _next_chore(self) -> float:
+        """When the main thread has housekeeping to do next (monotonic)."""
+        due = min(self._next_beat, self._next_requests if self._held_count() else float("inf"))
+        if self._scheduler is not None:
+            due = min(due, self._next_schedule)
+        if self._overdue:
+            due = 0.0
+        return due
+
+    def _chores(self) -> None:
+        """Do the housekeeping that is due, on the main thread's connection. A chore that
+        cannot reach the database is logged and tried again at its next time."""
+        now = time.monotonic()
+        chores = []
+        if self._overdue:
+            chores.append(("Watchdog", self._end_overdue))
+        if now >= self._next_requests:
+            self._next_requests = now + self._renew_every
+            chores.append(("Watchdog", self._see_cancel_requests))
+        if now >= self._next_beat:
+            self._next_beat = now + self._jittered(self._renew_every)
+            chores.append(("Heartbeat", self._housekeep))
+        for name, chore in chores:
+            try:
+                chore()
+            except DB_ERRORS as exc:
+                logger.warning("%s could not reach the database (%s)", name, exc)
+                connections[self.using].close()
+                if chore == self._housekeep:
+                    self._healthy_since = None
+            except Exception:
+                logger.exception("%s failed; going on", name)
+        if self._scheduler is not None and now >= self._next_schedule and not self._stop.is_set():
+            self._next_schedule = time.monotonic() + self._scheduler.step()
+
+    def _rescue_at_start(self) -> None:
+        if store.take_chore("rescue", self.owner, conf.rescue_interval(), using=self.using):
+            executor.rescue_expired(self.owner)
+
+    def _housekeep(self) -> None:
+        """The heartbeat: check that the database takes writes, renew this worker's row
+        in the registry and, when due, take part in the rescue pass."""
+        if self._record is None:
+            backend_for(self.using).check_writable()  # else the beat's write notices it
+        if self._healthy_since is None:
+            self._healthy_since = time.monotonic()
+        self._beat()
+        now = time.monotonic()
+        # Rescue only once the database has worked for a whole lease since the last
+        # failure to reach it: after an outage, live workers (cut off too, their leases
+        # running out meanwhile) must get to renew first; they renew every third.
+        if (
+            now < self._next_rescue
+            or now - self._healthy_since < self.lease
+            or self._stop.is_set()
+        ):
+            return
+        interval = conf.rescue_interval()
+        self._next_rescue = now + self._jittered(interval)
+        # One worker per interval does the pass, whichever the database elects first.
+        if not store.take_chore("rescue", self.owner, interval, using=self.using):
+            return
+        if executor.rescue_expired(self.owner):
+            self._wake.set()
+        registry.prune_dead(using=self.using)
+        if now >= self._next_roll_up:
+            self._next_roll_up = now + ROLL_UP_SECONDS
+            stats.roll_up(using=self.using)
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + CANCEL_CLEANUP_SECONDS
+            store.forget_stale_cancel_requests(using=self.using)
 
     def _beat(self) -> None:
         """Renew this worker's row in the registry."""
@@ -927,6 +1047,8 @@ class Worker:
         while any(t.is_alive() for t in runners):
             if self._force.is_set() or time.monotonic() >= deadline:
                 break
+            # Running jobs still need the heartbeat, their cancel requests and timeouts.
+            self._chores()
             self._wake.wait(0.05)
             self._wake.clear()
         self._stop_completer()
@@ -944,6 +1066,8 @@ class Worker:
         for helper in self._helpers:
             helper.join(timeout=5)
         self._safely(lambda: registry.unregister(self.owner, using=self.using))
+        if self._listening is not None:
+            self._listening.close()
         connection_created.disconnect(dispatch_uid="django_dbq.prepare")
         connections.close_all()
         logger.info("Worker %s stopped after %d job step(s)", self.owner, self.processed)
@@ -994,8 +1118,7 @@ class Worker:
 
     def _banner(self) -> None:
         connection = connections[self.using]
-        listens = backend_for(self.using).supports_notify and not self.burst
-        wake = "LISTEN/NOTIFY" if listens else "polling"
+        wake = self._wake_mode
         logger.info(
             "django_dbq worker %s starting: queues=%s concurrency=%d database=%s lease=%gs "
             "poll=%gs wake=%s schedules=%s%s%s",

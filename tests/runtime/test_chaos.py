@@ -193,7 +193,7 @@ def test_a_stop_signal_arriving_while_the_main_thread_holds_an_event_lock_still_
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         worker._install_signal_handlers()
-        with worker._wake._cond:  # as inside Event.wait() or Event.clear()
+        with worker._wake._flag._cond:  # as inside Event.wait() or Event.clear()
             signal.raise_signal(signal.SIGTERM)  # the handler runs here, in this thread
         wait_for(
             lambda: worker._stop.is_set() and worker._wake.is_set(),

@@ -93,7 +93,11 @@ class Command(BaseCommand):
             )
             return
         if processes > 1:
+            from django.db import connections
+
             from django_dbq.runtime.supervisor import Supervisor
+
+            connections.close_all()  # the supervisor itself needs none
 
             sys.exit(Supervisor(processes, sys.argv, burst=options["burst"]).run())
         from django_dbq.runtime.worker import Worker
