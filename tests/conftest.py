@@ -114,6 +114,34 @@ def run_command(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def release_pooled_connections(database: str) -> None:
+    """Behind PgBouncer (``DBQ_TEST_PGBOUNCER``), its idle server connections to
+    ``database`` would keep DROP DATABASE from running: close them (KILL), and let
+    later runs in (RESUME)."""
+    if not os.environ.get("DBQ_TEST_PGBOUNCER"):
+        return
+    import psycopg
+
+    config = connection.settings_dict
+    with psycopg.connect(
+        host=config["HOST"],
+        port=config["PORT"],
+        dbname="pgbouncer",
+        user=config["USER"],
+        autocommit=True,
+    ) as admin:
+        for command in (f"KILL {database}", f"RESUME {database}"):
+            admin.pgconn.exec_(command.encode())  # the console speaks simple queries only
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """pytest-django's, and behind PgBouncer its server connections to the test
+    database closed before pytest-django drops it."""
+    yield
+    release_pooled_connections(str(connection.settings_dict["NAME"]))
+
+
 @pytest.fixture
 def empty_database(tmp_path: Path) -> Iterator[str]:
     """A new, empty database on the server of this test run: its name (a file on
@@ -127,5 +155,6 @@ def empty_database(tmp_path: Path) -> Iterator[str]:
         cursor.execute(f"CREATE DATABASE {name}")
     yield name
     connection.close()
+    release_pooled_connections(name)
     with connection.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS {name}")

@@ -90,6 +90,22 @@ def _database() -> dict:
 
 DATABASES = {"default": _database()}
 
+# Runs through PgBouncer in transaction-pooling mode (.ci/run sets DBQ_TEST_PGBOUNCER=1
+# and points DATABASE_URL at it): a server-side cursor cannot outlive a transaction
+# there, so Django must not use them (docs/scaling.rst).
+if os.environ.get("DBQ_TEST_PGBOUNCER"):
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+# A direct connection for workers' LISTEN (DBQ_LISTEN_DATABASE), bypassing the pooler;
+# the same test database as "default".
+if os.environ.get("DBQ_TEST_LISTEN_URL"):
+    import dj_database_url
+
+    DATABASES["listen"] = dj_database_url.parse(os.environ["DBQ_TEST_LISTEN_URL"])
+    DATABASES["listen"]["TEST"] = {"MIRROR": "default"}
+    if os.environ.get("DBQ_DATABASE_NAME"):
+        DATABASES["listen"]["NAME"] = os.environ["DBQ_DATABASE_NAME"]
+    DBQ_LISTEN_DATABASE = "listen"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
