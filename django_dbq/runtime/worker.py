@@ -396,28 +396,35 @@ class Worker:
         """When to look for jobs again if nothing wakes the worker (monotonic). Busy: a
         runner wakes it for more (and it looks every second anyway). Idle: every
         ``poll_interval``; while listening, when the next scheduled job is due, or
-        after ``LISTEN_POLL_SECONDS`` (NOTIFY announces new jobs and retries)."""
+        after ``LISTEN_POLL_SECONDS`` (NOTIFY announces new jobs and retries). Sooner
+        for a rate limit's next start, a batch check, a paused queue's re-read or a
+        limited group's next try."""
         now = time.monotonic()
-        wait = 1.0
-        if room and not found:
-            wait = self.poll_interval
-            if self._listening is not None and self._listening.fileno() is not None:
-                wait = max(wait, LISTEN_POLL_SECONDS)
-                due = self._safely(lambda: store.next_due(self.queues, using=self.using))
-                if due is not None:
-                    wait = min(wait, max(0.0, (due - timezone.now()).total_seconds()) + 0.002)
-        poll_at = now + wait
+        idle = bool(room and not found)
+        timers = [float("inf")]
         if self.rate_limit and not self._held_count():
             # While a job is held, its end (a runner or the completer) wakes us.
-            poll_at = min(poll_at, self._last_start + self.rate_limit)
+            timers.append(self._last_start + self.rate_limit)
         if self._batches:
-            poll_at = min(poll_at, self._next_batch_check)
+            timers.append(self._next_batch_check)
         if self._paused:
-            poll_at = min(poll_at, self._next_pause_check)
+            timers.append(self._next_pause_check)
         next_limited = self._next_limited_try()
         if next_limited is not None and room:
-            poll_at = min(poll_at, next_limited)
-        return poll_at
+            timers.append(next_limited)
+        soonest = min(timers)
+        wait = self.poll_interval if idle else 1.0
+        if (
+            idle
+            and soonest >= now + self.poll_interval  # no timer brings us back sooner anyway
+            and self._listening is not None
+            and self._listening.fileno() is not None
+        ):
+            wait = max(self.poll_interval, LISTEN_POLL_SECONDS)
+            due = self._safely(lambda: store.next_due(self.queues, using=self.using))
+            if due is not None:
+                wait = min(wait, max(0.0, (due - timezone.now()).total_seconds()) + 0.002)
+        return min(now + wait, soonest)
 
     def _check_pauses(self) -> None:
         """Read the paused queues again if the last read is older than

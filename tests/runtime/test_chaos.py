@@ -132,7 +132,10 @@ def test_workers_ride_out_database_faults(tmp_path):
     assert len(summary["faults"]) == 2, runner.report(summary)
     assert not any(f["what"].startswith(("terminated 0 ", "killed 0 ")) for f in summary["faults"])
     logged = summary["worker_log_counts"]
-    assert logged["database_unavailable"] + logged["heartbeat_lost_db"] > 0, summary
+    if not os.environ.get("DBQ_TEST_PGBOUNCER"):
+        # Behind PgBouncer the terminated connections are the pooler's: it opens new
+        # ones for the next transactions, and a worker between two sees nothing.
+        assert logged["database_unavailable"] + logged["heartbeat_lost_db"] > 0, summary
     assert logged["traceback"] == 0, summary
     # No worker lost a lease while cut off: nothing was rescued, nothing run twice.
     assert summary["duplicates"] == 0, runner.report(summary)
