@@ -24,6 +24,9 @@ setting                        default  meaning
 ``DBQ_METRICS_TOKEN``          None     a bearer token that opens the metrics
                                         view to a scraper (staff login always
                                         does); at least 16 characters
+``DBQ_DATABASE``               default  the alias (a key of ``DATABASES``) that
+                                        holds the queue's tables; another alias
+                                        needs ``django_dbq.routers.QueueRouter``
 =============================  =======  =========================================
 """
 
@@ -43,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "DBQ_MAX_WORKSPACE_BYTES": 8 * 1024 * 1024,
     "DBQ_METRICS_TOKEN": None,
     "DBQ_CANCEL_GRACE": 30.0,
+    "DBQ_DATABASE": "default",
 }
 
 #: The shortest DBQ_METRICS_TOKEN accepted.
@@ -98,3 +102,12 @@ def metrics_token() -> str | None:
 
 def cancel_grace() -> float:
     return float(get("DBQ_CANCEL_GRACE"))
+
+
+def database() -> str:
+    """The alias of the database that holds the queue's tables (``DBQ_DATABASE``).
+
+    Read at every call, so that ``override_settings`` works and a default argument
+    ``using=None`` follows the setting rather than the value it had at import time.
+    """
+    return str(get("DBQ_DATABASE"))

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 
-from .. import schedules
+from .. import conf, schedules
 from ..scheduling import firing
 
 logger = logging.getLogger("django_dbq.scheduler")
@@ -32,7 +32,8 @@ MAX_SLEEP_SECONDS = 5.0
 class Scheduler(threading.Thread):
     """Fires due ticks until ``stop`` is set."""
 
-    def __init__(self, owner: str, stop: threading.Event, *, using: str = "default") -> None:
+    def __init__(self, owner: str, stop: threading.Event, *, using: str | None = None) -> None:
+        using = using or conf.database()
         super().__init__(name="dbq-scheduler", daemon=True)
         self.owner = owner
         self.stop = stop
