@@ -146,9 +146,10 @@ def require_migrated(using: str | None = None) -> None:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DatabaseUnavailableError(f"Cannot reach the database {using!r}: {first}") from None
     if missing:
+        migrate = "migrate" if using == "default" else f"migrate --database={using}"
         raise NotMigratedError(
             f"The database {using!r} lacks django_dbq's tables or columns ({len(missing)} "
-            "migration(s) of django_dbq not applied): run `python manage.py migrate` first."
+            f"migration(s) of django_dbq not applied): run `python manage.py {migrate}` first."
         )
 
 

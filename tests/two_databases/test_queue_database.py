@@ -8,6 +8,7 @@ Run with tests.settings_two_databases (tests/test_two_databases.py does)."""
 from __future__ import annotations
 
 import datetime
+import os
 from io import StringIO
 
 import django
@@ -247,6 +248,34 @@ def test_queue_depth_queue_health_and_delete_old_jobs_use_the_queue_database():
     command("delete_old_jobs", "--hours", "24")
     assert not Job.objects.filter(pk=old.pk).exists()
     assert Job.objects.count() == 2
+
+
+@pytest.fixture
+def empty_queue_database(tmp_path):
+    """A new, empty database for the queue alias of a subprocess: its name."""
+    connection = connections["default"]
+    if connection.vendor == "sqlite":
+        yield str(tmp_path / "empty-queue.sqlite3")
+        return
+    name = f"dbq_empty{os.environ.get('DBQ_TEST_SUFFIX', '')}_2db"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        cursor.execute(f"CREATE DATABASE {name}")
+    yield name
+    connection.close()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.mark.worker
+def test_a_command_on_an_unmigrated_queue_database_says_which_migrate_to_run(
+    empty_queue_database,
+):
+    env = {**two_database_env(), "DBQ_QUEUE_DATABASE_NAME": empty_queue_database}
+    result = run_command("worker", "--burst", **env)
+
+    assert result.returncode == 1
+    assert "run `python manage.py migrate --database=queue` first" in result.stderr
 
 
 # --- the check -------------------------------------------------------------------------
