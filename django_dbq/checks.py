@@ -6,8 +6,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.db import router
 
 from . import conf, job_types, limits, options, schedules
+from .models import Job
+from .routers import QueueRouter
+
+ROUTER_PATH = "django_dbq.routers.QueueRouter"
 
 
 @checks.register("django_dbq")
@@ -91,3 +96,52 @@ def check_queue_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
     """django_dbq.E018: the DBQ_QUEUE_LIMITS setting."""
     _, problems = limits.validate_queue_limits(getattr(settings, "DBQ_QUEUE_LIMITS", None))
     return [checks.Error(p.msg, hint=p.hint, id=p.id) for p in problems]
+
+
+@checks.register("django_dbq")
+def check_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """django_dbq.E019: DBQ_DATABASE names a database, and the routers send the
+    queue's models there (``Job.objects`` would otherwise use another database)."""
+    alias = conf.get("DBQ_DATABASE")
+    if not isinstance(alias, str) or alias not in settings.DATABASES:
+        known = ", ".join(repr(name) for name in settings.DATABASES)
+        return [
+            checks.Error(
+                f"The DBQ_DATABASE setting is {alias!r}, which is not a database of "
+                f"DATABASES ({known}).",
+                hint="Set DBQ_DATABASE to one of the aliases of DATABASES, or remove it "
+                "to keep the queue in 'default'.",
+                id="django_dbq.E019",
+            )
+        ]
+    reads, writes = router.db_for_read(Job), router.db_for_write(Job)
+    migrates = router.allow_migrate_model(alias, Job)
+    if reads == alias and writes == alias and migrates:
+        return []
+    elsewhere = writes if writes != alias else reads
+    if not any(isinstance(r, QueueRouter) for r in router.routers):
+        hint = (
+            f"Add {ROUTER_PATH!r} to DATABASE_ROUTERS, or remove DBQ_DATABASE to keep the "
+            "queue in 'default'."
+            if alias != "default"
+            else f"Add {ROUTER_PATH!r} to DATABASE_ROUTERS before the router that "
+            "claims django_dbq's models, or set DBQ_DATABASE to the database it names."
+        )
+    else:
+        hint = (
+            f"A router listed before {ROUTER_PATH} claims django_dbq's models: move "
+            "QueueRouter first in DATABASE_ROUTERS, or make that router leave them alone."
+        )
+    where = (
+        f"sends django_dbq's models to {elsewhere!r}"
+        if elsewhere != alias
+        else f"does not let django_dbq's tables migrate to {alias!r}"
+    )
+    return [
+        checks.Error(
+            f"The DBQ_DATABASE setting is {alias!r}, but the database routing "
+            f"{where}: Job.objects and the worker would use different databases.",
+            hint=hint,
+            id="django_dbq.E019",
+        )
+    ]

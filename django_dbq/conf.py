@@ -28,6 +28,9 @@ setting                        default  meaning
                                         LISTENs on for new jobs (one that
                                         bypasses a transaction-pooling PgBouncer);
                                         ``None``: do not LISTEN, poll
+``DBQ_DATABASE``               default  the alias (a key of ``DATABASES``) that
+                                        holds the queue's tables; another alias
+                                        needs ``django_dbq.routers.QueueRouter``
 =============================  =======  =========================================
 """
 
@@ -49,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "DBQ_CANCEL_GRACE": 30.0,
     # Unset: the alias the worker's jobs live in (see listen_database()).
     "DBQ_LISTEN_DATABASE": "default",
+    "DBQ_DATABASE": "default",
 }
 
 #: The shortest DBQ_METRICS_TOKEN accepted.
@@ -110,3 +114,12 @@ def metrics_token() -> str | None:
 
 def cancel_grace() -> float:
     return float(get("DBQ_CANCEL_GRACE"))
+
+
+def database() -> str:
+    """The alias of the database that holds the queue's tables (``DBQ_DATABASE``).
+
+    Read at every call, so that ``override_settings`` works and a default argument
+    ``using=None`` follows the setting rather than the value it had at import time.
+    """
+    return str(get("DBQ_DATABASE"))

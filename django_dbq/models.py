@@ -38,6 +38,62 @@ BULK_BATCH_SIZE = 1000
 DELETE_BATCH_SIZE = 1000
 
 
+class ContextObjectField(GenericForeignKey):
+    """The generic foreign key of a job's context object, for a queue that may live
+    in another database than the object (``DBQ_DATABASE``).
+
+    A content type id means something only in the database whose
+    ``django_content_type`` table it comes from, and a job's ``context_type`` is a
+    foreign key to the table of the job's own database. So the content type of an
+    assigned object is looked up (by app label and model name, created if missing)
+    in the job's database, and the object itself is read from its own model's
+    database (the routers decide), not from the job's. With one database, this is
+    Django's ``GenericForeignKey``.
+    """
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        if value is None:
+            super().__set__(instance, value)
+            return
+        using = instance._state.db or router.db_for_write(type(instance), instance=instance)
+        content_type = ContentType.objects.db_manager(using).get_for_model(
+            value, for_concrete_model=self.for_concrete_model
+        )
+        setattr(instance, self.ct_field, content_type)
+        setattr(instance, self.fk_field, value.pk)
+        self.set_cached_value(instance, value)
+
+    def __get__(self, instance: Any, cls: Any = None) -> Any:
+        if instance is None:
+            return self
+        ct_id = getattr(instance, self.model._meta.get_field(self.ct_field).attname, None)
+        pk_val = getattr(instance, self.fk_field)
+        rel_obj = self.get_cached_value(instance, default=None)
+        if rel_obj is None and self.is_cached(instance):
+            return rel_obj
+        if rel_obj is not None:
+            if ct_id is not None:
+                content_type = self.get_content_type(id=ct_id, using=instance._state.db)
+                model = type(rel_obj)
+                if self.for_concrete_model:
+                    model = model._meta.concrete_model
+                if (
+                    content_type.model_class() is model
+                    and rel_obj._meta.pk.to_python(pk_val) == rel_obj.pk
+                ):
+                    return rel_obj
+            rel_obj = None
+        if ct_id is not None:
+            content_type = self.get_content_type(id=ct_id, using=instance._state.db)
+            model = content_type.model_class()
+            if model is not None:
+                # The object's own database, not the job's: no instance hint.
+                objects = model._base_manager.db_manager(router.db_for_read(model))
+                rel_obj = objects.filter(pk=pk_val).first()
+        self.set_cached_value(instance, rel_obj)
+        return rel_obj
+
+
 def _runnable_now(now: datetime.datetime | None = None) -> Q:
     return Q(run_after__isnull=True) | Q(run_after__lte=now or timezone.now())
 
@@ -77,9 +133,9 @@ class JobQuerySet(models.QuerySet["Job"]):
 
     def for_object(self, obj: models.Model) -> JobQuerySet:
         """Jobs whose context object is ``obj`` (any model; its key is stored as text)."""
-        return self.filter(
-            context_type=ContentType.objects.get_for_model(obj), context_id=str(obj.pk)
-        )
+        # The content type of the jobs' database (DBQ_DATABASE), which may not be obj's.
+        content_type = ContentType.objects.db_manager(self.db).get_for_model(obj)
+        return self.filter(context_type=content_type, context_id=str(obj.pk))
 
     def latest_for(self, obj: models.Model, name: str) -> Job | None:
         """The most recently created job called ``name`` for ``obj``, or ``None``."""
@@ -437,7 +493,7 @@ class Job(models.Model):
         db_index=False,
     )
     context_id = models.CharField(max_length=255, blank=True, default="")
-    context_object = GenericForeignKey("context_type", "context_id")
+    context_object = ContextObjectField("context_type", "context_id")
 
     objects = JobManager()
 
@@ -644,9 +700,9 @@ class Job(models.Model):
             return []
         return super()._do_insert(manager, using, fields, returning_fields, raw)
 
-    def save_tracked(self, *, using: str = "default") -> None:
+    def save_tracked(self, *, using: str | None = None) -> None:
         """Insert a row for :func:`django_dbq.tracking.track` (its name need not be in JOBS)."""
-        super().save(force_insert=True, using=using)
+        super().save(force_insert=True, using=using or conf.database())
 
     def fail(self, error: BaseException | str) -> None:
         """In a batch task: mark this job of the batch as failed with ``error``.
@@ -852,7 +908,7 @@ def _holder(name: str, key: str | None, period: float, using: str) -> Job | None
 def _run_synchronously(ids: list[Any], using: str | None) -> None:
     """DBQ_RUN_SYNCHRONOUSLY: ask for the new jobs to be run when their transaction
     commits (:mod:`django_dbq.integrations.synchronous` does it)."""
-    signals.run_synchronously.send(sender=Job, job_ids=ids, using=using or "default")
+    signals.run_synchronously.send(sender=Job, job_ids=ids, using=using or conf.database())
 
 
 # The operators' tables live in their own module; importing them here registers them.

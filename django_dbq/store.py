@@ -78,7 +78,7 @@ def claim(
     limit: int,
     lease_seconds: float,
     *,
-    using: str = "default",
+    using: str | None = None,
     now: datetime.datetime | None = None,
     cursor: Any = None,
     exclude_names: Sequence[str] = (),
@@ -92,6 +92,7 @@ def claim(
     Jobs of ``exclude_names`` (the job types with limits) are left to
     :func:`claim_limited`.
     """
+    using = using or conf.database()
     if limit <= 0 or not queues:
         return []
     now, expires = _lease_window(lease_seconds, now)
@@ -123,7 +124,7 @@ def claim_limited(
     *,
     only_name: str | None = None,
     exclude_names: Sequence[str] = (),
-    using: str = "default",
+    using: str | None = None,
     now: datetime.datetime | None = None,
 ) -> LimitedClaim:
     """Claim up to ``room`` jobs of ``queues`` (only ``only_name``, or not
@@ -136,6 +137,7 @@ def claim_limited(
     running jobs nor its token bucket can change between reading them and claiming.
     Jobs over a limit stay waiting: they are neither claimed nor charged.
     """
+    using = using or conf.database()
     groups = sorted(groups, key=lambda g: g.key)
     with transaction.atomic(using=using):
         rows = [_lock_limit(group, now or timezone.now(), using) for group in groups]
@@ -208,9 +210,10 @@ def _lock_limit(group: LimitGroup, now: datetime.datetime, using: str) -> FlowLi
     return table.get(key=group.key)
 
 
-def new_claim_cursor(using: str = "default") -> Any:
+def new_claim_cursor(using: str | None = None) -> Any:
     """A worker's memory of where its claims stopped, or ``None`` where the database
     does not need one (see :class:`django_dbq.db.postgresql.ClaimCursor`)."""
+    using = using or conf.database()
     return backend_for(using).new_claim_cursor()
 
 
@@ -222,21 +225,23 @@ def claim_batch(
     size: int,
     lease_seconds: float,
     *,
-    using: str = "default",
+    using: str | None = None,
     now: datetime.datetime | None = None,
 ) -> list[Job]:
     """Claim up to ``size`` runnable jobs of batch job type ``name``, one queue and key.
 
     Oldest first; priority does not apply within a batch.
     """
+    using = using or conf.database()
     now, expires = _lease_window(lease_seconds, now)
     return backend_for(using).claim_batch(Job, owner, name, queue, batch_key, size, now, expires)
 
 
 def claim_job(
-    owner: str, pk: object, lease_seconds: float, *, using: str = "default"
+    owner: str, pk: object, lease_seconds: float, *, using: str | None = None
 ) -> Job | None:
     """Claim one given job if it is runnable now (the synchronous mode)."""
+    using = using or conf.database()
     now, expires = _lease_window(lease_seconds, None)
     manager = Job.objects.db_manager(using)
     values = {
@@ -253,10 +258,11 @@ def claim_job(
 
 
 def runnable_left(
-    queues: Sequence[str], batch_names: set[str], *, using: str = "default"
+    queues: Sequence[str], batch_names: set[str], *, using: str | None = None
 ) -> bool:
     """Whether any job of ``queues`` is runnable now (a plain read, no locks), counting
     batch jobs only of the batch job types ``batch_names``."""
+    using = using or conf.database()
     return (
         Job.objects.db_manager(using)
         .runnable()
@@ -266,11 +272,11 @@ def runnable_left(
     )
 
 
-def next_due(queues: Sequence[str], *, using: str = "default") -> datetime.datetime | None:
+def next_due(queues: Sequence[str], *, using: str | None = None) -> datetime.datetime | None:
     """When the first job of ``queues`` that waits for its ``run_after`` is due, if any
     (one index probe on PostgreSQL: migration 0015's partial index on ``run_after``)."""
     return (
-        Job.objects.db_manager(using)
+        Job.objects.db_manager(using or conf.database())
         .filter(
             state__in=RUNNABLE_STATES,
             run_after__isnull=False,
@@ -285,7 +291,7 @@ def ripe_batches(
     batches: Mapping[str, Batch],
     queues: Sequence[str],
     *,
-    using: str = "default",
+    using: str | None = None,
     now: datetime.datetime | None = None,
     flush: bool = False,
 ) -> list[tuple[str, str, str]]:
@@ -293,6 +299,7 @@ def ripe_batches(
     or the oldest has waited ``wait`` seconds (``batches`` maps a batch job type's
     name to its :class:`~django_dbq.job_types.Batch`). With ``flush``, every group
     with a runnable job is due. Oldest group first."""
+    using = using or conf.database()
     if not batches or not queues:
         return []
     now = now or timezone.now()

@@ -372,3 +372,38 @@ def test_check_command_fails_on_a_bad_jobs_setting():
         pytest.raises(SystemCheckError, match=r"django_dbq\.E006"),
     ):
         call_command("check", stdout=StringIO(), stderr=StringIO())
+
+
+class ElsewhereRouter:
+    """A project router that claims django_dbq's models for another database."""
+
+    def db_for_read(self, model, **hints):
+        return "elsewhere" if model._meta.app_label == "django_dbq" else None
+
+    db_for_write = db_for_read
+
+
+def test_e019_dbq_database_names_no_database():
+    with override_settings(DBQ_DATABASE="queue"):
+        error = only(dbq_messages(), "django_dbq.E019")
+
+    assert error.msg == (
+        "The DBQ_DATABASE setting is 'queue', which is not a database of DATABASES "
+        "('default')."
+    )
+    assert "remove it to keep the queue in 'default'" in error.hint
+
+
+def test_e019_a_router_sends_the_queue_elsewhere():
+    with override_settings(DATABASE_ROUTERS=[f"{__name__}.ElsewhereRouter"]):
+        error = only(dbq_messages(), "django_dbq.E019")
+    assert "sends django_dbq's models to 'elsewhere'" in error.msg
+    assert "django_dbq.routers.QueueRouter" in error.hint
+
+    routers = [f"{__name__}.ElsewhereRouter", "django_dbq.routers.QueueRouter"]
+    with override_settings(DATABASE_ROUTERS=routers):
+        error = only(dbq_messages(), "django_dbq.E019")
+    assert "move QueueRouter first" in error.hint
+
+    with override_settings(DATABASE_ROUTERS=routers[::-1]):
+        assert dbq_messages() == []

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "django_dbq"
 
 # Bottom to top. A module may import modules of its own layer or of a lower one.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("core", ["exceptions", "conf", "states", "signals", "options"]),
+    ("core", ["exceptions", "conf", "states", "signals", "options", "routers"]),
     ("job types", ["job_types", "schedules", "limits"]),
     ("database backends", ["db"]),
     ("model", ["models", "records", "checks"]),

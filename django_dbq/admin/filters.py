@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q
 from django.utils import timezone
 
@@ -91,3 +92,18 @@ class UniqueKeyFilter(admin.SimpleListFilter):
         if self.value() == "none":
             return queryset.filter(unique_key__isnull=True)
         return queryset
+
+
+class ContextTypeFilter(admin.RelatedOnlyFieldListFilter):
+    """The content types of the jobs' context objects, read from the jobs' database.
+
+    Django's ``RelatedOnlyFieldListFilter`` reads them from the content types'
+    default database; with the queue in a database of its own (``DBQ_DATABASE``) the
+    jobs' ``context_type`` ids are those of the queue database's table.
+    """
+
+    def field_choices(self, field: Any, request: Any, model_admin: Any) -> list[tuple[Any, str]]:
+        jobs = model_admin.get_queryset(request)
+        used = jobs.order_by().exclude(context_type=None).values("context_type").distinct()
+        content_types = ContentType.objects.db_manager(jobs.db).filter(pk__in=used)
+        return [(ct.pk, str(ct)) for ct in content_types.order_by("app_label", "model")]

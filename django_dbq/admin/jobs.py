@@ -31,7 +31,13 @@ from ..models import Job
 from ..states import FINISHED_STATES, RUNNABLE_STATES, JobStates
 from . import actions, display
 from .dashboard import Dashboard
-from .filters import ErrorsFilter, JobNameFilter, ScheduledFilter, UniqueKeyFilter
+from .filters import (
+    ContextTypeFilter,
+    ErrorsFilter,
+    JobNameFilter,
+    ScheduledFilter,
+    UniqueKeyFilter,
+)
 from .forms import JobAddForm, JobChangeForm
 
 
@@ -61,7 +67,7 @@ class JobAdmin(admin.ModelAdmin):
         ScheduledFilter,
         ErrorsFilter,
         UniqueKeyFilter,
-        ("context_type", admin.RelatedOnlyFieldListFilter),
+        ("context_type", ContextTypeFilter),
     )
     # The id (a UUID, whole) is matched in get_search_results.
     search_fields = ("name", "=context_id", "=unique_key")

@@ -34,12 +34,13 @@ def _owner() -> str:
     return f"sync:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def run_job(job: Job | object, *, using: str = "default") -> Job:
+def run_job(job: Job | object, *, using: str | None = None) -> Job:
     """Run one job's chain now, in this process; return it as it ends up.
 
     Steps run one after another until the job is COMPLETED or FAILED, or is READY
     waiting for a retry (its ``run_after`` in the future).
     """
+    using = using or conf.database()
     pk = job.pk if isinstance(job, Job) else job
     owner = _owner()
     while True:
@@ -67,7 +68,7 @@ def run_pending_jobs(
     queues: str | Iterable[str] | None = None,
     *,
     flush_batches: bool = True,
-    using: str = "default",
+    using: str | None = None,
     limit: int = 1_000_000,
 ) -> int:
     """Run every runnable job (of ``queues``, default all) until none is left.
@@ -75,6 +76,7 @@ def run_pending_jobs(
     Batches are taken whatever their ``wait`` (``flush_batches``). Returns the
     number of job steps run. Jobs waiting for a retry in the future are left.
     """
+    using = using or conf.database()
     owner = _owner()
     lease = conf.lease_seconds()
     ran = 0

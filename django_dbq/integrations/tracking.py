@@ -51,7 +51,7 @@ def track(
     context_object: db_models.Model | None = None,
     workspace: dict[str, Any] | None = None,
     queue_name: str = "default",
-    using: str = "default",
+    using: str | None = None,
 ) -> Iterator[Job]:
     """Record the enclosed block as a Job row called ``name`` (any operation name).
 
@@ -59,6 +59,7 @@ def track(
     the block leaves in ``job.workspace`` is saved as the output. An exception
     marks the job FAILED with the error, then propagates.
     """
+    using = using or conf.database()
     owner = f"track:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
     lease = conf.lease_seconds()
     now = timezone.now()

@@ -17,6 +17,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from .. import conf
 from ..exceptions import (
     DatabaseUnavailableError,
     DbqError,
@@ -132,10 +133,11 @@ def parse_queue_names(names: list[str]) -> list[str]:
     return list(names)
 
 
-def require_migrated(using: str = "default") -> None:
+def require_migrated(using: str | None = None) -> None:
     """Raise :class:`NotMigratedError` unless every migration of django_dbq is applied
     on ``using`` (a command run before ``migrate`` says so instead of failing later
     with "no such table"), or :class:`DatabaseUnavailableError` if it cannot tell."""
+    using = using or conf.database()
     try:
         executor = MigrationExecutor(connections[using])
         targets = [key for key in executor.loader.graph.leaf_nodes() if key[0] == "django_dbq"]
@@ -144,9 +146,10 @@ def require_migrated(using: str = "default") -> None:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DatabaseUnavailableError(f"Cannot reach the database {using!r}: {first}") from None
     if missing:
+        migrate = "migrate" if using == "default" else f"migrate --database={using}"
         raise NotMigratedError(
             f"The database {using!r} lacks django_dbq's tables or columns ({len(missing)} "
-            "migration(s) of django_dbq not applied): run `python manage.py migrate` first."
+            f"migration(s) of django_dbq not applied): run `python manage.py {migrate}` first."
         )
 
 
@@ -166,7 +169,7 @@ def create_job(
         "priority": parse_int("--priority", priority),
         "run_after": parse_when(run_after) if run_after is not None else None,
     }
-    with transaction.atomic():
+    with transaction.atomic(using=conf.database()):
         return Job.objects.create(**values)
 
 

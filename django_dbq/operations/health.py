@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from django.db.models import Max
 from django.utils import timezone
 
+from .. import conf
 from ..records import WorkerRecord
 from . import pauses, stats
 
@@ -40,12 +41,13 @@ def check(
     max_heartbeat_age: float | None = None,
     max_lag: float | None = None,
     queues: Sequence[str] = (),
-    using: str = "default",
+    using: str | None = None,
     now: datetime.datetime | None = None,
 ) -> Health:
     """Check that a worker heartbeated within ``max_heartbeat_age`` seconds and that no
     ready job of ``queues`` (every queue if empty; paused queues are left out) has
     waited longer than ``max_lag`` seconds. ``None`` skips a check."""
+    using = using or conf.database()
     now = now or timezone.now()
     health = Health()
     if max_heartbeat_age is not None:

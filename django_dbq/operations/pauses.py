@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .. import conf
 from ..records import QUEUE_NAME_MAX_LENGTH, QueuePause
 
 #: How stale a worker's view of the paused queues may be, in seconds.
@@ -28,8 +29,9 @@ def _checked(queue: str) -> str:
     return queue
 
 
-def pause(queue: str, *, by: str = "", using: str = "default") -> bool:
+def pause(queue: str, *, by: str = "", using: str | None = None) -> bool:
     """Pause ``queue``; ``False`` if it was paused already. ``by`` says who paused it."""
+    using = using or conf.database()
     queue = _checked(queue)
     try:
         with transaction.atomic(using=using):
@@ -41,17 +43,20 @@ def pause(queue: str, *, by: str = "", using: str = "default") -> bool:
     return created
 
 
-def resume(queue: str, *, using: str = "default") -> bool:
+def resume(queue: str, *, using: str | None = None) -> bool:
     """Resume ``queue``; ``False`` if it was not paused."""
+    using = using or conf.database()
     deleted, _ = QueuePause.objects.using(using).filter(queue_name=_checked(queue)).delete()
     return bool(deleted)
 
 
-def paused(*, using: str = "default") -> list[QueuePause]:
+def paused(*, using: str | None = None) -> list[QueuePause]:
     """Every pause, by queue name."""
+    using = using or conf.database()
     return list(QueuePause.objects.using(using).all())
 
 
-def paused_queues(*, using: str = "default") -> set[str]:
+def paused_queues(*, using: str | None = None) -> set[str]:
     """The names of the paused queues."""
+    using = using or conf.database()
     return set(QueuePause.objects.using(using).values_list("queue_name", flat=True))

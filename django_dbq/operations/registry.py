@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from django.utils import timezone
 
+from .. import conf
 from ..records import WorkerRecord
 
 #: Heartbeats a worker may miss before its record counts as dead.
@@ -34,9 +35,10 @@ def register(
     queues: Sequence[str],
     concurrency: int,
     interval: float,
-    using: str = "default",
+    using: str | None = None,
 ) -> WorkerRecord:
     """Write the row of a starting worker (``owner`` is its lease owner string)."""
+    using = using or conf.database()
     now = timezone.now()
     record = WorkerRecord(
         owner=owner,
@@ -59,10 +61,11 @@ def beat(
     jobs_held: int,
     jobs_done: int,
     interval: float,
-    using: str = "default",
+    using: str | None = None,
 ) -> None:
     """Renew a worker's row; write it again if it was pruned meanwhile (the worker was
     cut off from the database for longer than its expiry)."""
+    using = using or conf.database()
     now = timezone.now()
     record.heartbeat_at, record.expires_at = now, _expiry(now, interval)
     record.jobs_held, record.jobs_done = jobs_held, jobs_done
@@ -73,19 +76,22 @@ def beat(
         record.save(using=using, force_insert=True)
 
 
-def unregister(owner: str, *, using: str = "default") -> None:
+def unregister(owner: str, *, using: str | None = None) -> None:
     """Delete the row of a worker that stops."""
+    using = using or conf.database()
     WorkerRecord.objects.using(using).filter(owner=owner).delete()
 
 
-def prune_dead(*, using: str = "default") -> int:
+def prune_dead(*, using: str | None = None) -> int:
     """Delete the rows of workers that stopped heartbeating; returns how many."""
+    using = using or conf.database()
     # One DELETE statement: nothing refers to these rows and no signal is wanted, so
     # Django's collector (and the transaction around it) has nothing to do.
     stale = WorkerRecord.objects.using(using).filter(expires_at__lt=timezone.now())
     return stale._raw_delete(using)
 
 
-def live_workers(*, using: str = "default") -> list[WorkerRecord]:
+def live_workers(*, using: str | None = None) -> list[WorkerRecord]:
     """The workers whose rows have not expired, by host and pid."""
+    using = using or conf.database()
     return list(WorkerRecord.objects.using(using).filter(expires_at__gte=timezone.now()))

@@ -30,6 +30,7 @@ from django.db.models import Case, Count, IntegerField, Max, Min, Q, Sum, Value,
 from django.db.models.functions import Coalesce, TruncHour, TruncMinute
 from django.utils import timezone
 
+from .. import conf
 from ..models import Job
 from ..records import MinuteCount, QueuePause, WorkerRecord
 from ..states import RUNNABLE_STATES, JobStates
@@ -168,7 +169,7 @@ def _finished_by_minute(
     ]
 
 
-def roll_up(*, using: str = "default", now: datetime.datetime | None = None) -> datetime.datetime:
+def roll_up(*, using: str | None = None, now: datetime.datetime | None = None) -> datetime.datetime:
     """Count the jobs finished in every minute that is over and not yet counted.
 
     Returns the end of the rolled-up time: every finish before it is in the minute
@@ -176,6 +177,7 @@ def roll_up(*, using: str = "default", now: datetime.datetime | None = None) -> 
     skipped (a unique constraint), and the counts of a minute are the same whoever
     makes them.
     """
+    using = using or conf.database()
     now = now or timezone.now()
     end = _floor(now - datetime.timedelta(seconds=SETTLE_SECONDS), MINUTE)
     last = MinuteCount.objects.using(using).aggregate(last=Max("minute"))["last"]
@@ -195,9 +197,10 @@ def roll_up(*, using: str = "default", now: datetime.datetime | None = None) -> 
 
 
 def waiting(
-    *, using: str = "default", now: datetime.datetime | None = None
+    *, using: str | None = None, now: datetime.datetime | None = None
 ) -> dict[str, QueueFigures]:
     """Ready, scheduled and processing jobs and the oldest ready job, by queue."""
+    using = using or conf.database()
     now = now or timezone.now()
     runnable = Q(state__in=RUNNABLE_STATES)
     due = runnable & (Q(run_after__isnull=True) | Q(run_after__lte=now))
@@ -239,8 +242,9 @@ def _add(buckets: dict[datetime.datetime, list[int]], start: Any, completed: int
         buckets[start][1] += failed
 
 
-def snapshot(*, using: str = "default", now: datetime.datetime | None = None) -> Snapshot:
+def snapshot(*, using: str | None = None, now: datetime.datetime | None = None) -> Snapshot:
     """Read every figure of the dashboard (a dozen small queries)."""
+    using = using or conf.database()
     now = now or timezone.now()
     rolled_until = roll_up(using=using, now=now)
     queues = waiting(using=using, now=now)

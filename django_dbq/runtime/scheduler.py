@@ -19,7 +19,7 @@ from typing import Any
 from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 
-from .. import schedules
+from .. import conf, schedules
 from ..scheduling import firing
 
 logger = logging.getLogger("django_dbq.scheduler")
@@ -33,7 +33,8 @@ MAX_SLEEP_SECONDS = 5.0
 class Scheduler:
     """Fires due ticks, one :meth:`step` at a time."""
 
-    def __init__(self, owner: str, *, using: str = "default") -> None:
+    def __init__(self, owner: str, *, using: str | None = None) -> None:
+        using = using or conf.database()
         self.owner = owner
         self.using = using
         self.fired = 0

@@ -136,7 +136,7 @@ class Worker:
         poll_interval: float = 1.0,
         grace: float = 25.0,
         burst: bool = False,
-        using: str = "default",
+        using: str | None = None,
         handle_signals: bool = True,
         schedules: bool = True,
     ) -> None:
@@ -148,7 +148,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.grace = grace
         self.burst = burst
-        self.using = using
+        self.using = using or conf.database()
         self.handle_signals = handle_signals
         # A burst worker drains the queue and exits: it fires no schedules.
         self.schedules = schedules and not burst

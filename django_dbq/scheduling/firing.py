@@ -29,7 +29,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .. import schedules
+from .. import conf, schedules
 from ..models import Job
 from ..records import Schedule, ScheduleTick
 
@@ -75,12 +75,13 @@ def _definition(spec: schedules.ScheduleSpec) -> dict[str, Any]:
 
 
 def sync_settings(
-    specs: dict[str, schedules.ScheduleSpec] | None = None, *, using: str = "default"
+    specs: dict[str, schedules.ScheduleSpec] | None = None, *, using: str | None = None
 ) -> None:
     """Make the settings' schedules rows of the table: add new ones, update changed
     ones (their ticks go on from where they were), delete those no longer declared.
     A schedule added in the admin with the same name as one in the setting is left
     as it is (and a warning logged)."""
+    using = using or conf.database()
     specs = schedules.from_settings() if specs is None else specs
     now = timezone.now()
     table = Schedule.objects.using(using)
@@ -107,8 +108,9 @@ def sync_settings(
         table.filter(pk__in=gone, from_settings=True).delete()
 
 
-def enabled(*, using: str = "default") -> list[Schedule]:
+def enabled(*, using: str | None = None) -> list[Schedule]:
     """The schedules to fire."""
+    using = using or conf.database()
     return list(Schedule.objects.using(using).filter(enabled=True))
 
 
@@ -146,12 +148,13 @@ def fire_due(
     owner: str,
     *,
     rows: Iterable[Schedule] | None = None,
-    using: str = "default",
+    using: str | None = None,
     now: datetime.datetime | None = None,
 ) -> list[Fired]:
     """Fire the due ticks of ``rows`` (default: every enabled schedule). Each row's
     ``last_tick`` is moved forward in memory past what was tried, so a caller that
     keeps the rows does not try the same ticks again."""
+    using = using or conf.database()
     now = now or timezone.now()
     fired: list[Fired] = []
     for schedule in enabled(using=using) if rows is None else rows:
@@ -163,9 +166,10 @@ def fire_due(
 
 
 def fire_schedule(
-    schedule: Schedule, owner: str, *, using: str = "default", now: datetime.datetime
+    schedule: Schedule, owner: str, *, using: str | None = None, now: datetime.datetime
 ) -> list[Fired]:
     """Fire the due ticks of one schedule (see :func:`django_dbq.schedules.due_ticks`)."""
+    using = using or conf.database()
     after = handled_through(schedule)
     timing = _timing(schedule)
     fired: list[Fired] = []
