@@ -468,18 +468,28 @@ def _set(job: Job, values: dict[str, Any]) -> None:
 
 
 def _complete_one(owner: str, outcome: Outcome) -> int:
-    """Write one completion; if the database refuses it twice, fail the job instead."""
+    """Write one completion; if the database refuses it while it takes other writes,
+    fail the job instead."""
     job = outcome.job
     final = {**_final_values(timezone.now()), "started_at": job.started_at}
     if outcome.workspace_changed:
         final["workspace"] = job.workspace
     error: DatabaseError | None = None
-    for _ in range(2):
+    for attempt in range(3):
         try:
             count = Job.objects.held_by(owner).filter(pk=job.pk).update(**final)
         except DatabaseError as exc:
             forget_broken_connections()
             error = exc
+            if attempt == 1:
+                # Refused twice: this row, or a database that takes no write just now (a
+                # lock held elsewhere, a lost connection)? Only the first fails the job;
+                # the second raises, and the completer tries again later.
+                try:
+                    backend_for(_write_alias(None)).check_writable()
+                except DatabaseError:
+                    forget_broken_connections()
+                    raise exc from None
             continue
         _set(job, final)
         outcome.written = bool(count)

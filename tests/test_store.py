@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from django_dbq import store
@@ -222,3 +224,65 @@ def test_racing_workers_never_take_a_chore_twice_within_its_interval():
     assert 1 <= len(takes) <= 6
     for (before, _), (_, after) in itertools.pairwise(takes):
         assert after - before >= 0.8 * every, takes
+
+
+@pytest.mark.skipif(
+    connection.vendor != "sqlite", reason="a lock that makes writes fail, not wait, is SQLite's"
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_completion_that_meets_a_locked_database_is_not_a_refusal():
+    """The chaos suite saw a job end FAILED because its completion met another
+    process's write lock twice, and the lock was gone when the failure was written:
+    a database that takes no write just then is not one that refuses the row."""
+    Job.objects.bulk_create_jobs([{"name": "noop"}])
+    [job] = store.claim(OWNER, ["default"], 1, 30)
+    job.workspace = {"done": True}
+    outcome = store.Outcome(job, "completed", 0.0, workspace_changed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout = 50")
+    locker = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    failed_updates = []
+
+    def unlock_after_two_failed_updates(execute, sql, params, many, context):
+        try:
+            return execute(sql, params, many, context)
+        except DatabaseError:
+            if sql.startswith("UPDATE") and " CASE " not in sql:  # not the batch's
+                failed_updates.append(sql)
+                if len(failed_updates) == 2:  # the job's own completion, twice
+                    locker.execute("ROLLBACK")
+            raise
+
+    try:
+        with connection.execute_wrapper(unlock_after_two_failed_updates):
+            written = store.complete(OWNER, [outcome])
+    finally:
+        locker.close()
+    assert len(failed_updates) == 2
+    assert written == 1
+    assert outcome.written is True
+    assert Job.objects.get(pk=job.pk).state == Job.STATES.COMPLETED
+
+
+@pytest.mark.skipif(
+    connection.vendor != "sqlite", reason="a lock that makes writes fail, not wait, is SQLite's"
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_completion_that_meets_a_database_locked_throughout_raises_and_fails_no_job():
+    Job.objects.bulk_create_jobs([{"name": "noop"}])
+    [job] = store.claim(OWNER, ["default"], 1, 30)
+    outcome = store.Outcome(job, "completed", 0.0, workspace_changed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout = 50")
+    locker = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DatabaseError):
+            store.complete(OWNER, [outcome])
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert outcome.written is None  # not handled: the completer tries again
+    assert Job.objects.get(pk=job.pk).state == Job.STATES.PROCESSING
+    assert store.complete(OWNER, [outcome]) == 1
