@@ -51,31 +51,46 @@ class ContextObjectField(GenericForeignKey):
     Django's ``GenericForeignKey``.
     """
 
+    def contribute_to_class(self, cls: Any, name: str, **kwargs: Any) -> None:
+        super().contribute_to_class(cls, name, **kwargs)
+        # Django 5.2's field is its own descriptor, Django 6's installs a
+        # GenericForeignKeyDescriptor: either way, ours takes its place.
+        setattr(cls, name, _ContextObjectDescriptor(self))
+
+
+class _ContextObjectDescriptor:
+    """``job.context_object``: see :class:`ContextObjectField`."""
+
+    def __init__(self, field: ContextObjectField) -> None:
+        self.field = field
+
     def __set__(self, instance: Any, value: Any) -> None:
-        if value is None:
-            super().__set__(instance, value)
-            return
-        using = instance._state.db or router.db_for_write(type(instance), instance=instance)
-        content_type = ContentType.objects.db_manager(using).get_for_model(
-            value, for_concrete_model=self.for_concrete_model
-        )
-        setattr(instance, self.ct_field, content_type)
-        setattr(instance, self.fk_field, value.pk)
-        self.set_cached_value(instance, value)
+        field = self.field
+        content_type = pk = None
+        if value is not None:
+            using = instance._state.db or router.db_for_write(type(instance), instance=instance)
+            content_type = ContentType.objects.db_manager(using).get_for_model(
+                value, for_concrete_model=field.for_concrete_model
+            )
+            pk = value.pk
+        setattr(instance, field.ct_field, content_type)
+        setattr(instance, field.fk_field, pk)
+        field.set_cached_value(instance, value)
 
     def __get__(self, instance: Any, cls: Any = None) -> Any:
         if instance is None:
             return self
-        ct_id = getattr(instance, self.model._meta.get_field(self.ct_field).attname, None)
-        pk_val = getattr(instance, self.fk_field)
-        rel_obj = self.get_cached_value(instance, default=None)
-        if rel_obj is None and self.is_cached(instance):
+        field = self.field
+        ct_id = getattr(instance, field.model._meta.get_field(field.ct_field).attname, None)
+        pk_val = getattr(instance, field.fk_field)
+        rel_obj = field.get_cached_value(instance, default=None)
+        if rel_obj is None and field.is_cached(instance):
             return rel_obj
         if rel_obj is not None:
             if ct_id is not None:
-                content_type = self.get_content_type(id=ct_id, using=instance._state.db)
+                content_type = field.get_content_type(id=ct_id, using=instance._state.db)
                 model = type(rel_obj)
-                if self.for_concrete_model:
+                if field.for_concrete_model:
                     model = model._meta.concrete_model
                 if (
                     content_type.model_class() is model
@@ -84,13 +99,13 @@ class ContextObjectField(GenericForeignKey):
                     return rel_obj
             rel_obj = None
         if ct_id is not None:
-            content_type = self.get_content_type(id=ct_id, using=instance._state.db)
+            content_type = field.get_content_type(id=ct_id, using=instance._state.db)
             model = content_type.model_class()
             if model is not None:
                 # The object's own database, not the job's: no instance hint.
                 objects = model._base_manager.db_manager(router.db_for_read(model))
                 rel_obj = objects.filter(pk=pk_val).first()
-        self.set_cached_value(instance, rel_obj)
+        field.set_cached_value(instance, rel_obj)
         return rel_obj
 
 
