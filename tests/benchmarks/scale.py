@@ -35,7 +35,7 @@ suite's workers, drains and ``rounds()``); both figures are ``dbq`` only.
   lock waits longer than ``deadlock_timeout`` (1 s). Each worker process counts
   its statements (the census, one file per process): claim statements (the main
   thread's statements with ``SKIP LOCKED``, those that found nothing included; jobs
-  per claim is the jobs over them), rescue passes (the heartbeat's reads
+  per claim is the jobs over them), rescue passes (the reads
   of expired leases), every statement per job. Before each drain the suite checks
   that the server has the connections for it (about ``CONNECTIONS_PER_PROCESS``
   per process) and skips that process count with an error if not, instead of
@@ -529,7 +529,9 @@ class ScaleFigures:
             by_thread[re.sub(r"-\d+$", "-N", thread)] += calls
             if thread == "MainThread" and "SKIP LOCKED" in sql.upper():
                 claim_statements += calls
-            if thread == "dbq-heartbeat" and sql.startswith("SELECT") and \
+            # The rescue pass's read of expired leases: on the heartbeat thread before
+            # the housekeeping moved to the main thread, on the main thread since.
+            if thread in ("dbq-heartbeat", "MainThread") and sql.startswith("SELECT") and \
                     "lease_expires_at" in sql:
                 rescue_passes += calls
         s = sampler.summary
