@@ -95,6 +95,9 @@ DATABASES = {"default": _database()}
 # there, so Django must not use them (docs/scaling.rst).
 if os.environ.get("DBQ_TEST_PGBOUNCER"):
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+# psycopg 3 with server-side parameter binding (Django's option; off by default).
+if os.environ.get("DBQ_TEST_SERVER_SIDE_BINDING"):
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 # A direct connection for workers' LISTEN (DBQ_LISTEN_DATABASE), bypassing the pooler;
 # the same test database as "default".
 if os.environ.get("DBQ_TEST_LISTEN_URL"):

@@ -124,3 +124,27 @@ def test_enqueueing_through_pgbouncer_one_by_one_in_bulk_and_with_keys(bouncer):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "531"
     assert Job.objects.filter(unique_key="k1").count() == 1
+
+
+def test_server_side_binding_works_through_pgbouncer(bouncer, start_worker):
+    """Django's server_side_binding sends parameters apart from the SQL; with no
+    prepare_threshold (Django's default) psycopg uses the unnamed statement, which
+    lives within one round trip, so it is safe behind a transaction pooler."""
+    env = _through(bouncer, DBQ_TEST_SERVER_SIDE_BINDING="1")
+    worker = start_worker("--concurrency", "4", "--poll-interval", "0.2", **env)
+    wait_for(lambda: "starting:" in worker.output(), message="the worker to start")
+    result = run_command(
+        "shell",
+        "-c",
+        "from django_dbq.models import Job\n"
+        "for n in range(20):\n"
+        "    Job.objects.create(name='chain', workspace={'n': n})\n",
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    wait_for(
+        lambda: Job.objects.filter(state=Job.STATES.COMPLETED).count() == 20,
+        timeout=60,
+        message="20 chains run with server-side binding through a pool of 2",
+    )
+    assert "Traceback" not in worker.output(), worker.output()
