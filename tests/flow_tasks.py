@@ -22,8 +22,9 @@ def span(job):
 
 
 def start(job):
-    """Log the start time only (the rate tests)."""
-    _log(job, "start", f"{time.time():.6f}")
+    """Log the start time and the time its rate limit's token allowed (the rate tests)."""
+    now = time.time()
+    _log(job, "start", f"{getattr(job, '_token_at', now):.6f}", f"{now:.6f}")
 
 
 def sleep_forever(job):

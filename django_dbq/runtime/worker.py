@@ -312,6 +312,11 @@ class Worker:
             # Count the delays from the claim's own time, not from now: the claim's
             # round trips must not push its jobs' starts later than their tokens.
             late = (timezone.now() - result.at).total_seconds() if result.at else 0.0
+            if result.at is not None:
+                # When each job's token lets it start (wall clock): what the database
+                # guarantees; the start itself may come later on a busy host.
+                for job, delay in zip(result.jobs, result.delays, strict=False):
+                    job._token_at = result.at.timestamp() + delay
             self._take(result.jobs, [max(0.0, delay - late) for delay in result.delays])
             claimed += len(result.jobs)
             unit.capped = result.reason == "capped"

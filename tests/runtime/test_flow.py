@@ -79,15 +79,25 @@ def test_a_rate_limit_spaces_out_starts_across_four_workers(start_worker, tmp_pa
     for _ in range(4):
         start_worker("--concurrency", "4", **FAST)
     wait_for(lambda: all_done("rated"), timeout=120, message="the rated jobs")
-    starts = sorted(float(at) for *_, at in lines(log, "start"))
-    assert len(starts) == 1000
+    records = [(float(token), float(at)) for *_, token, at in lines(log, "start")]
+    assert len(records) == 1000
+    tokens = sorted(token for token, _ in records)
+    starts = sorted(at for _, at in records)
+
+    def busiest(times: list[float]) -> int:
+        return max(
+            sum(1 for t in times[i : i + 200] if t < first + 1.0) for i, first in enumerate(times)
+        )
+
     # A token bucket of 50/s holding at most 2.5 (a twentieth of a second's worth): any
-    # one-second window claims at most 52.5, and starts at most 50 + 2 x 2.5 (jobs
-    # claimed just before a window may start in it).
-    busiest = max(
-        sum(1 for t in starts[i : i + 200] if t < first + 1.0) for i, first in enumerate(starts)
-    )
-    assert busiest <= 55
+    # one-second window hands out at most 52.5 tokens, whatever the workers do.
+    assert busiest(tokens) <= 52
+    # No job starts before its token; one may start late when the host does not run
+    # its worker at once, and jobs claimed just before a window may start in it: so
+    # starts in a second stay within 50 + 2 x 2.5, plus the rate times that lateness.
+    lateness = [at - token for token, at in records]
+    assert min(lateness) >= -0.005
+    assert busiest(starts) <= 55 + 50 * max(lateness)
     took = starts[-1] - starts[0]
     assert took + 0.05 >= (1000 - 5) / 50  # never faster than the rate
     assert took <= 22.0  # 20 s, +10%
