@@ -135,6 +135,14 @@ def release_pooled_connections(database: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """pytest-django's hook before it creates the test database: behind PgBouncer,
+    a run stopped before its teardown leaves the pooler's server connections to the
+    test database open, and they would keep it from being dropped and made again."""
+    release_pooled_connections(connection.creation._get_test_db_name())
+
+
+@pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None) -> Iterator[None]:
     """pytest-django's, and behind PgBouncer its server connections to the test
     database closed before pytest-django drops it."""
