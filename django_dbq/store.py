@@ -377,7 +377,7 @@ def retry(job: Job, owner: str, record: dict[str, Any], run_after: datetime.date
     )
     if landed:
         # Idle workers that LISTEN poll rarely: tell them when the retry will be due.
-        backend_for(job._state.db or "default").notify([job.queue_name])
+        backend_for(job._state.db or _write_alias(None)).notify([job.queue_name])
     return landed
 
 

@@ -60,6 +60,15 @@ def notify_from_another_connection(queue: str) -> None:
     thread.join()
 
 
+def woken(wake: Wake, listening: Listening, timeout: float = 10) -> bool:
+    """Wait, as the worker's main thread does, until a notification sets ``wake``."""
+    deadline = time.monotonic() + timeout
+    while not wake.is_set() and time.monotonic() < deadline:
+        wake.wait(0.5, also=listening.fileno())
+        listening.read()
+    return wake.is_set()
+
+
 postgresql_only = pytest.mark.skipif(
     connection.vendor != "postgresql" or bool(os.environ.get("DBQ_TEST_PGBOUNCER")),
     reason="LISTEN/NOTIFY is PostgreSQL's, and cannot work through a transaction pooler "
@@ -76,11 +85,7 @@ def test_listening_passes_its_start_up_check_on_a_direct_connection_and_is_woken
         assert listening.start()
         assert not wake.is_set()  # the check's own notification wakes nobody
         notify_from_another_connection("mail")
-        deadline = time.monotonic() + 10
-        while not wake.is_set() and time.monotonic() < deadline:
-            wake.wait(0.5, also=listening.fileno())
-            listening.read()
-        assert wake.is_set()
+        assert woken(wake, listening)
     finally:
         listening.close()
 
@@ -102,10 +107,6 @@ def test_a_lost_listen_connection_is_noticed_and_listening_starts_again():
             wake.wait(0.05)  # it backs off after the loss, then listens again
         assert listening.fileno() is not None
         notify_from_another_connection("mail")
-        deadline = time.monotonic() + 10
-        while not wake.is_set() and time.monotonic() < deadline:
-            wake.wait(0.5, also=listening.fileno())
-            listening.read()
-        assert wake.is_set()
+        assert woken(wake, listening)
     finally:
         listening.close()
