@@ -114,6 +114,26 @@ def run_command(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def race(module: str, argvs: list[list[str]]) -> list[str]:
+    """Run ``python -m module *argv`` once per argv, all at once, against the test
+    database; return their outputs once all exited 0 (the racers wait for a common
+    start time they are given)."""
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-m", module, *argv],
+            cwd=ROOT,
+            env=worker_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argvs
+    ]
+    outputs = [racer.communicate(timeout=120) for racer in racers]
+    assert [racer.returncode for racer in racers] == [0] * len(racers), [e for _, e in outputs]
+    return [out for out, _ in outputs]
+
+
 def release_pooled_connections(database: str) -> None:
     """Behind PgBouncer (``DBQ_TEST_PGBOUNCER``), its idle server connections to
     ``database`` would keep DROP DATABASE from running: close them (KILL), and let

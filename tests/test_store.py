@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime
 import itertools
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
@@ -16,7 +14,7 @@ from django.utils import timezone
 
 from django_dbq import store
 from django_dbq.models import Chore, Job
-from tests.conftest import ROOT, worker_env
+from tests.conftest import race
 
 pytestmark = pytest.mark.django_db
 
@@ -205,22 +203,10 @@ def test_racing_workers_never_take_a_chore_twice_within_its_interval():
     always at least 0.8 x the interval (take_chore's promise), whoever won."""
     every = 0.9
     start_at = time.time() + 3
-    racers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.chore_race", f"w{n}", "6", str(every), str(start_at)],
-            cwd=ROOT,
-            env=worker_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(8)
-    ]
-    outputs = [racer.communicate(timeout=120) for racer in racers]
-    assert [racer.returncode for racer in racers] == [0] * 8, [err for _, err in outputs]
-    takes = sorted(
-        tuple(map(float, line.split())) for out, _ in outputs for line in out.splitlines()
+    outputs = race(
+        "tests.chore_race", [[f"w{n}", "6", str(every), str(start_at)] for n in range(8)]
     )
+    takes = sorted(tuple(map(float, line.split())) for out in outputs for line in out.splitlines())
     assert 1 <= len(takes) <= 6
     for (before, _), (_, after) in itertools.pairwise(takes):
         assert after - before >= 0.8 * every, takes

@@ -4,8 +4,6 @@ the database (a unique index on ``active_key``), on SQLite, PostgreSQL and Maria
 from __future__ import annotations
 
 import datetime
-import subprocess
-import sys
 import time
 
 import pytest
@@ -20,7 +18,7 @@ from django_dbq.integrations.synchronous import run_job
 from django_dbq.models import Job
 from django_dbq.states import JobStates
 from tests import tasks
-from tests.conftest import ROOT, worker_env
+from tests.conftest import race
 
 pytestmark = pytest.mark.django_db
 
@@ -195,20 +193,8 @@ def test_a_bad_unique_rule_is_check_e017(rule, message):
 @pytest.mark.django_db(transaction=True)
 def test_eight_processes_creating_one_key_at_once_leave_one_active_job():
     start_at = time.time() + 3
-    racers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.unique_race", "race:1", "100", str(start_at)],
-            cwd=ROOT,
-            env=worker_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(8)
-    ]
-    outputs = [racer.communicate(timeout=120) for racer in racers]
-    assert [racer.returncode for racer in racers] == [0] * 8, [err for _, err in outputs]
-    inserted = sum(int(out.strip()) for out, _ in outputs)
+    outputs = race("tests.unique_race", [["race:1", "100", str(start_at)]] * 8)
+    inserted = sum(int(out.strip()) for out in outputs)
     assert inserted == 1
     assert len(active("race:1")) == 1
     assert Job.objects.filter(unique_key="race:1").count() == 1
